@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, encryption of stored secrets, the audit chain, identity."""
