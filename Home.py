@@ -22,7 +22,8 @@ engine = app_engine()
 
 if settings.demo_mode:
     st.info(
-        "**Demo mode** — running against the embedded DrChrono sandbox with a synthetic clinic. "
+        "**Demo mode** — no DrChrono client is configured, so the app will use the embedded "
+        "DrChrono sandbox with a synthetic clinic (connecting to it arrives with the next issues). "
         "**Demo keys**: encryption and audit keys were generated on this machine under "
         "`data/keys/`; do not use them for real patient data."
     )
