@@ -6,8 +6,7 @@ schema is upgraded, demo keys are generated. It says plainly what is not built y
 
 import streamlit as st
 
-from storage.settings import SettingsError
-from ui.wiring import app_engine, app_settings
+from ui.wiring import SettingsError, app_engine, app_settings
 
 st.set_page_config(page_title="Clinic EHR Dashboard", page_icon="🩺", layout="wide")
 st.title("Clinic EHR Dashboard")

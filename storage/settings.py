@@ -213,14 +213,27 @@ def _parse_fernet_keys(key: str, value: str) -> tuple[bytes, ...]:
 
 
 def _demo_key(path: Path, make: Any) -> tuple[str, bool]:
-    """Read a generated demo key, creating it (mode 0600) on first use."""
+    """Read a generated demo key, creating it (mode 0600) on first use.
+
+    Several processes may start at once: the key is written to a private temporary file and
+    published with ``os.link``, which fails if another process won, so nobody reads a half-written
+    key and every process ends up with the same one.
+    """
     if path.exists():
         return path.read_text().strip(), False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(make())
-    return path.read_text().strip(), True
+    try:
+        os.link(tmp, path)
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        tmp.unlink()
+    return path.read_text().strip(), created
 
 
 def demo_key_dir(data_dir: Path) -> Path:

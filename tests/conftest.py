@@ -12,6 +12,7 @@ with ``CI`` set (as ``.ci/run`` does) that is a failure: CI must exercise both d
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,14 @@ from sqlalchemy.engine import Engine, make_url
 from storage.database import create_schema, make_engine
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module() -> Iterator[None]:
+    """AppTest leaves the page script installed as ``__main__``; spawned processes would re-run it."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 def _postgres_admin_url() -> str:

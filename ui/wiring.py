@@ -16,9 +16,11 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from storage.database import make_engine, upgrade_schema
-from storage.settings import Settings, load_settings
+from storage.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ["Settings", "SettingsError", "app_engine", "app_settings"]
 
 
 def _secrets() -> dict[str, Any]:

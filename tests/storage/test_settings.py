@@ -127,3 +127,17 @@ def test_every_setting_is_documented_in_readme():
     documented = {row.split("`")[1] for row in table_rows}
     missing = [s.key for s in SETTINGS if s.key not in documented]
     assert not missing, f"settings missing from the README configuration table: {missing}"
+
+
+def test_concurrent_first_starts_agree_on_one_demo_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: load_settings({}, {}, root=tmp_path), range(8)))
+    assert len({r.token_keys for r in results}) == 1
+    assert len({r.audit_hmac_key for r in results}) == 1
+    assert sum(r.demo_keys_generated for r in results) >= 1
+    assert sorted(p.name for p in (tmp_path / "data" / "keys").iterdir()) == [
+        "audit_hmac_key",
+        "token_keys",
+    ]
