@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import DDL, BigInteger, Column, DateTime, Table, Text, event, func, select, text
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy import DDL, BigInteger, Column, Table, Text, event, func, select, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
 
 # The previous-MAC of seq 1: there is no previous row.
 GENESIS_MAC: Final = "0" * 64
@@ -122,35 +123,6 @@ class AuditKeyError(ValueError):
 
 class AuditAppendOnlyError(RuntimeError):
     """Something tried to change or remove an audit row through the ORM."""
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is stored as UTC and always reads back timezone-aware UTC.
-
-    SQLite keeps no zone, so the value goes in as naive UTC and gets ``UTC`` attached on the way
-    out; PostgreSQL stores ``timestamptz`` and the value is converted to UTC on read. Naive input
-    is refused rather than guessed.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Convert an aware datetime to UTC (naive UTC on SQLite)."""
-        if value is None:
-            return None
-        if value.utcoffset() is None:
-            raise ValueError("audit timestamps must be timezone-aware")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Return an aware UTC datetime whatever the backend handed back."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 class AuditEvent(SQLModel, table=True):

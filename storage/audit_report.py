@@ -25,25 +25,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
-from storage.audit import AUDIT_TABLE, AuditAction, AuditEvent, AuditOutcome, format_ts
+from storage.audit import (
+    AUDIT_TABLE,
+    MAC_FIELDS,
+    AuditAction,
+    AuditEvent,
+    AuditOutcome,
+    format_ts,
+)
 
 # Columns the report may sort by; anything else is refused (no SQL from user input).
-SORTABLE_COLUMNS: Final = (
-    "seq",
-    "ts_utc",
-    "user_id",
-    "username",
-    "role",
-    "action",
-    "resource_type",
-    "resource_id",
-    "patient_id",
-    "data_category",
-    "outcome",
-    "client_ip",
-    "correlation_id",
-    "break_glass",
-)
+SORTABLE_COLUMNS: Final = tuple(name for name in MAC_FIELDS if name != "details")
 # Default and ceiling of one report page: a screenful for people, bounded for the server.
 QUERY_DEFAULT_LIMIT: Final = 500
 QUERY_MAX_LIMIT: Final = 10_000

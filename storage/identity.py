@@ -35,17 +35,17 @@ import hashlib
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, DateTime, func, update
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy import CheckConstraint, func, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import passwords
+from storage.types import UTCDateTime
 
 # Display length of a username; ASVS only asks for uniqueness, 64 fits an e-mail local part.
 MAX_USERNAME_LENGTH = 64
@@ -73,32 +73,6 @@ class Role(StrEnum):
     CLINICIAN = "clinician"
     FRONT_DESK = "front_desk"
     BILLING = "billing"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on both databases.
-
-    PostgreSQL keeps the zone; SQLite stores text without one, so values are converted to UTC on
-    the way in and marked UTC on the way out. Naive datetimes are refused: every ``now`` this
-    module receives must be aware.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Refuse naive values and store UTC."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass an aware UTC datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Mark values read back as UTC."""
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class AppUser(SQLModel, table=True):
