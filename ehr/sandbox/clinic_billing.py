@@ -103,19 +103,7 @@ class _Biller:
                     balance_ins, pt_resp = pt_resp, 0
                 assert claim.paid_on is not None
                 if claim.denied_on is not None and claim.denial is not None:
-                    self._transaction(
-                        visit,
-                        line_id,
-                        appt_id,
-                        claim,
-                        1,
-                        0,
-                        0,
-                        claim.denial[0],
-                        codes.CLAIM_DENIED,
-                        claim.denied_on,
-                        claim.denial[1],
-                    )
+                    self._denial(visit, line_id, appt_id, claim)
                 forwarded = claim.secondary_on is not None or claim.secondary_pending
                 self._transaction(
                     visit,
@@ -145,19 +133,7 @@ class _Biller:
                         "",
                     )
             if claim.stage == "denied" and claim.denial is not None and claim.denied_on:
-                self._transaction(
-                    visit,
-                    line_id,
-                    appt_id,
-                    claim,
-                    1,
-                    0,
-                    0,
-                    claim.denial[0],
-                    codes.CLAIM_DENIED,
-                    claim.denied_on,
-                    claim.denial[1],
-                )
+                self._denial(visit, line_id, appt_id, claim)
                 if claim.written_off_on is not None:
                     # The unrecoverable charge is adjusted off; what the patient paid stays.
                     adjustment = billed - pt_paid
@@ -242,6 +218,24 @@ class _Biller:
             latest = max(latest, updated)
             patient_owes = patient_owes or balance_pt > 0
         self._appointment_billing(visit, claim, latest, patient_owes)
+
+    def _denial(self, visit: Visit, line_id: int, appt_id: int, claim: Claim) -> None:
+        """The primary payer's zero-paid denial transaction, posted on the denial date."""
+        assert claim.denial is not None
+        assert claim.denied_on is not None
+        self._transaction(
+            visit,
+            line_id,
+            appt_id,
+            claim,
+            1,
+            0,
+            0,
+            claim.denial[0],
+            codes.CLAIM_DENIED,
+            claim.denied_on,
+            claim.denial[1],
+        )
 
     def _transaction(
         self,
