@@ -16,6 +16,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from ehr.errors import PermissionDeniedError
 from storage.identity import Role, UserInfo
 
 __all__ = [
@@ -89,21 +90,23 @@ class Principal:
         )
 
 
-class PermissionDenied(Exception):
-    """The policy refused an action.
+class PermissionDenied(PermissionDeniedError):
+    """The policy refused an action: the ``PermissionDeniedError`` of the error tree.
 
     Carries the action and a resource reference (an id such as ``patient/42``, never PHI) for
-    the audit row. ``message`` is safe to show. To be re-parented under ``ehr.errors.EHRError``
-    once that tree exists; ``code`` and ``message`` already follow its shape.
+    the audit row, both also in ``details``; ``message`` is the tree's safe text.
     """
-
-    code = "permission_denied"
-    message = "You do not have permission to do that."
 
     def __init__(self, action: str, resource: str | None = None) -> None:
         self.action = action
         self.resource = resource[:MAX_RESOURCE_TEXT] if resource is not None else None
-        super().__init__(f"permission denied: action={self.action} resource={self.resource}")
+        details = {"action": self.action}
+        if self.resource is not None:
+            details["resource"] = self.resource
+        super().__init__(details=details)
+
+    def __str__(self) -> str:
+        return f"permission denied: action={self.action} resource={self.resource}"
 
 
 def _lookup(action: Action, role: Role) -> bool:

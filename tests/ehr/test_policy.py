@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ehr import policy
+from ehr.errors import PermissionDeniedError
 from ehr.policy import (
     POLICY,
     READ_ACTIONS,
@@ -150,9 +151,11 @@ def test_export_by_an_inactive_user_is_denied():
 
 def test_permission_denied_shape():
     err = PermissionDenied("patient.delete", "patient/42" + "x" * 500)
+    assert isinstance(err, PermissionDeniedError)  # one error tree: pages handle it like any
     assert err.code == "permission_denied"
-    assert err.message == "You do not have permission to do that."
+    assert err.message == PermissionDeniedError.default_message
     assert len(err.resource) == policy.MAX_RESOURCE_TEXT
+    assert err.to_dict()["details"] == {"action": "patient.delete", "resource": err.resource}
     assert str(err).startswith("permission denied: action=patient.delete resource=patient/42")
 
 
