@@ -5,7 +5,16 @@ function per thing a page can ask, each declared with ``@service``. A meta-test 
 public function here and fails if one is not declared that way (SECURITY.md AU-01).
 """
 
-from ehr.services import appointments, clinical, patients, practice
+from ehr.services import accounts, appointments, clinical, patients, practice
 from ehr.services.gateway import Caller, Gateway, SessionCache
 
-__all__ = ["Caller", "Gateway", "SessionCache", "appointments", "clinical", "patients", "practice"]
+__all__ = [
+    "Caller",
+    "Gateway",
+    "SessionCache",
+    "accounts",
+    "appointments",
+    "clinical",
+    "patients",
+    "practice",
+]

@@ -49,6 +49,8 @@ __all__ = [
     "ServiceDecorator",
     "ServiceSpec",
     "SessionCache",
+    "audited_by_events",
+    "is_audited",
     "service",
 ]
 
@@ -344,6 +346,27 @@ def _run(
         if key is not None:
             gw.cache.put(key, {spec.resource_type}, result)
     return result
+
+
+# The attribute ``@audited_by_events`` leaves on a function (see ``audited_by_events``).
+EVENTS_ATTRIBUTE: Final = "__audited_by_events__"
+
+
+def audited_by_events(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark a service whose audit rows come from the storage layer's events, not ``@service``.
+
+    For account operations (sign-in, sessions, users), where ``storage.identity`` emits an
+    event before every change and the service turns each event into an audit row. The audit
+    meta-test accepts this marker instead of a ``ServiceSpec``; each such function has its own
+    test proving the rows are written.
+    """
+    setattr(fn, EVENTS_ATTRIBUTE, True)
+    return fn
+
+
+def is_audited(fn: Callable[..., Any]) -> bool:
+    """True for a function declared with ``@service`` or ``@audited_by_events``."""
+    return spec_of(fn) is not None or getattr(fn, EVENTS_ATTRIBUTE, False) is True
 
 
 def spec_of(fn: Callable[..., Any]) -> ServiceSpec | None:
