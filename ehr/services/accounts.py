@@ -5,7 +5,7 @@ they need are offered here. These are not EHR calls and are not wrapped in ``@se
 ``storage.identity`` and ``storage.sessions`` emit an event for every sign-in, failure,
 sign-out, timeout and privilege change, and ``_record_event`` turns each into an audit row
 *before* the change is written (if the row cannot be written, nothing changes). They are
-marked ``@audited_by_events`` so the audit meta-test knows how they are covered.
+marked ``@self_audited`` so the audit meta-test knows how they are covered.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from ehr.errors import AuditWriteError
-from ehr.policy import Principal
-from ehr.services.gateway import Caller, audited_by_events
+from ehr.policy import Action, PermissionDenied, Principal, authorize
+from ehr.services.gateway import Caller, self_audited
 from storage import audit, identity, sessions
 from storage.identity import IdentityError, UserInfo
 from storage.passwords import PasswordPolicyError
@@ -31,14 +31,21 @@ __all__ = [
     "SessionEnded",
     "SignInRefused",
     "SignedInSession",
+    "change_role",
     "create_first_admin",
+    "create_user",
+    "list_users",
     "needs_first_admin",
+    "reset_password",
     "resume_session",
+    "set_active",
     "sign_in",
     "sign_out",
 ]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 def _utc_now() -> datetime:
@@ -142,13 +149,13 @@ def _record_event(store: AccountStore, client_ip: str | None) -> identity.EventH
     return hook
 
 
-@audited_by_events
+@self_audited
 def needs_first_admin(store: AccountStore) -> bool:
     """True while no account exists: the app offers to create the first administrator."""
     return identity.count_users(store.engine) == 0
 
 
-@audited_by_events
+@self_audited
 def create_first_admin(
     store: AccountStore, username: str, password: str, *, client_ip: str | None = None
 ) -> UserInfo:
@@ -173,7 +180,7 @@ def create_first_admin(
         raise AccountError(str(exc)) from None
 
 
-@audited_by_events
+@self_audited
 def sign_in(
     store: AccountStore,
     username: str,
@@ -206,7 +213,7 @@ def sign_in(
     return SignedInSession(token, result.user, store.idle, store.absolute)
 
 
-@audited_by_events
+@self_audited
 def resume_session(
     store: AccountStore, token: str | None, *, client_ip: str | None = None
 ) -> Caller | SessionEnded:
@@ -221,9 +228,126 @@ def resume_session(
     )
 
 
-@audited_by_events
+@self_audited
 def sign_out(store: AccountStore, token: str | None, *, client_ip: str | None = None) -> bool:
     """End the session behind ``token``; False when there was none to end."""
     return sessions.end_session(
         store.engine, token, store.clock(), on_event=_record_event(store, client_ip)
+    )
+
+
+# ----------------------------------------------------------------------------- administration
+
+
+def _admin_only(store: AccountStore, caller: Caller, what: str) -> None:
+    """Refuse non-admins with a DENIED audit row before touching any account."""
+    try:
+        authorize(caller.principal, Action.ADMIN, f"app_user/{what}")
+    except PermissionDenied:
+        record = audit.AuditRecord(
+            action=audit.AuditAction.PRIVILEGE_CHANGE,
+            outcome=audit.AuditOutcome.DENIED,
+            user_id=caller.principal.user_id,
+            username=caller.principal.username,
+            role=caller.principal.role,
+            resource_type="app_user",
+            client_ip=caller.client_ip,
+            details={"operation": what},
+        )
+        try:
+            audit.append(store.engine, store.audit_key, record)
+        except audit.AuditWriteError:
+            raise AuditWriteError() from None
+        raise
+
+
+def _admin_call(store: AccountStore, caller: Caller, what: str, call: Callable[[], R]) -> R:
+    _admin_only(store, caller, what)
+    try:
+        return call()
+    except PasswordPolicyError as exc:
+        raise AccountError(exc.message) from None
+    except IdentityError as exc:
+        raise AccountError(str(exc)) from None
+
+
+@self_audited
+def list_users(store: AccountStore, caller: Caller) -> list[UserInfo]:
+    """Every account, for the Settings page (admins only; no password data)."""
+    return _admin_call(store, caller, "list", lambda: identity.list_users(store.engine))
+
+
+@self_audited
+def create_user(
+    store: AccountStore, caller: Caller, username: str, password: str, role: str
+) -> UserInfo:
+    """An admin creates an account; ``AccountError`` carries a message for the form."""
+    hook = _record_event(store, caller.client_ip)
+    return _admin_call(
+        store,
+        caller,
+        "create",
+        lambda: identity.create_user(
+            store.engine,
+            username,
+            password,
+            role,
+            caller.principal.user_id,
+            now=store.clock(),
+            on_event=hook,
+        ),
+    )
+
+
+@self_audited
+def change_role(store: AccountStore, caller: Caller, user_id: int, role: str) -> UserInfo:
+    """Change an account's role (its sessions end; the last admin cannot be demoted)."""
+    hook = _record_event(store, caller.client_ip)
+    return _admin_call(
+        store,
+        caller,
+        "change_role",
+        lambda: identity.change_role(
+            store.engine, caller.principal.user_id, user_id, role, now=store.clock(), on_event=hook
+        ),
+    )
+
+
+@self_audited
+def set_active(store: AccountStore, caller: Caller, user_id: int, active: bool) -> UserInfo:
+    """Disable (ending its sessions) or re-enable an account."""
+    hook = _record_event(store, caller.client_ip)
+    return _admin_call(
+        store,
+        caller,
+        "set_active",
+        lambda: identity.set_active(
+            store.engine,
+            caller.principal.user_id,
+            user_id,
+            active,
+            now=store.clock(),
+            on_event=hook,
+        ),
+    )
+
+
+@self_audited
+def reset_password(
+    store: AccountStore, caller: Caller, user_id: int, new_password: str
+) -> UserInfo:
+    """Set a new password for an account (its sessions end)."""
+    hook = _record_event(store, caller.client_ip)
+    return _admin_call(
+        store,
+        caller,
+        "reset_password",
+        lambda: identity.reset_password(
+            store.engine,
+            caller.principal.user_id,
+            user_id,
+            new_password,
+            now=store.clock(),
+            on_event=hook,
+        ),
     )

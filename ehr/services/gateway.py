@@ -49,8 +49,9 @@ __all__ = [
     "ServiceDecorator",
     "ServiceSpec",
     "SessionCache",
-    "audited_by_events",
     "is_audited",
+    "require",
+    "self_audited",
     "service",
 ]
 
@@ -348,24 +349,54 @@ def _run(
     return result
 
 
-# The attribute ``@audited_by_events`` leaves on a function (see ``audited_by_events``).
-EVENTS_ATTRIBUTE: Final = "__audited_by_events__"
+def require(gw: Gateway, action: Action, resource: str) -> None:
+    """Refuse ``action`` unless allowed: a DENIED audit row, then ``PermissionDenied``.
+
+    For checks that guard no data call of their own, such as opening a page by its URL: the
+    page's data calls are authorised again by ``@service``; this records the attempt itself.
+    """
+    principal = gw.caller.principal
+    try:
+        authorize(principal, action, resource)
+    except PermissionDenied as denied:
+        correlation_id = new_correlation_id()
+        gw.record(
+            AuditRecord(
+                action=AuditAction.READ,
+                outcome=AuditOutcome.DENIED,
+                user_id=principal.user_id,
+                username=principal.username,
+                role=principal.role,
+                resource_type=resource.split("/", 1)[0],
+                resource_id=resource.split("/", 1)[-1],
+                client_ip=gw.caller.client_ip,
+                correlation_id=correlation_id,
+                details={"permission": Action(action).value},
+            )
+        )
+        denied.correlation_id = correlation_id
+        raise
 
 
-def audited_by_events(fn: Callable[P, R]) -> Callable[P, R]:
-    """Mark a service whose audit rows come from the storage layer's events, not ``@service``.
+# The attribute ``@self_audited`` leaves on a function (see ``self_audited``).
+EVENTS_ATTRIBUTE: Final = "__self_audited__"
 
-    For account operations (sign-in, sessions, users), where ``storage.identity`` emits an
-    event before every change and the service turns each event into an audit row. The audit
-    meta-test accepts this marker instead of a ``ServiceSpec``; each such function has its own
-    test proving the rows are written.
+
+def self_audited(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark a service that writes its own audit rows instead of going through ``@service``.
+
+    For account operations (``storage.identity`` emits an event before every change and the
+    service turns each into an audit row), the EHR connection lifecycle (``ehr.oauth`` audits
+    connect, reject, refresh and disconnect) and non-PHI status reads. The audit meta-test
+    accepts this marker instead of a ``ServiceSpec``; each such function has its own test
+    proving its rows are written.
     """
     setattr(fn, EVENTS_ATTRIBUTE, True)
     return fn
 
 
 def is_audited(fn: Callable[..., Any]) -> bool:
-    """True for a function declared with ``@service`` or ``@audited_by_events``."""
+    """True for a function declared with ``@service`` or ``@self_audited``."""
     return spec_of(fn) is not None or getattr(fn, EVENTS_ATTRIBUTE, False) is True
 
 

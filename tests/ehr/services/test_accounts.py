@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
+from ehr.policy import PermissionDenied
 from ehr.services import accounts
 from ehr.services.accounts import AccountError, AccountStore, SessionEnded, SignedInSession
 from ehr.services.gateway import Caller
@@ -88,3 +89,51 @@ def test_an_idle_session_times_out_and_is_audited(store: AccountStore, clock: Cl
     clock.now += timedelta(minutes=16)
     assert accounts.resume_session(store, signed.token) == SessionEnded(timed_out=True)
     assert actions(store.engine)[-1] == ("SESSION_TIMEOUT", "SUCCESS")
+
+
+def _caller(store: AccountStore, username: str) -> Caller:
+    signed = accounts.sign_in(store, username, PASSWORD)
+    assert isinstance(signed, SignedInSession)
+    caller = accounts.resume_session(store, signed.token)
+    assert isinstance(caller, Caller)
+    return caller
+
+
+def test_an_admin_manages_accounts_and_each_change_is_audited(store: AccountStore) -> None:
+    accounts.create_first_admin(store, "ada", PASSWORD)
+    admin = _caller(store, "ada")
+    bob = accounts.create_user(store, admin, "bob", PASSWORD, "front_desk")
+    assert accounts.change_role(store, admin, bob.id, "clinician").role == "clinician"
+    assert not accounts.set_active(store, admin, bob.id, False).is_active
+    accounts.reset_password(store, admin, bob.id, "a different long passphrase 7")
+    assert [u.username for u in accounts.list_users(store, admin)] == ["ada", "bob"]
+    changes = [
+        (r.action, r.resource_id, r.details)
+        for r in audit_report.query(store.engine)
+        if r.action == "PRIVILEGE_CHANGE"
+    ][1:]
+    assert [c[2] for c in changes] == [
+        '{"field":"account","new":"front_desk","old":null}',
+        '{"field":"role","new":"clinician","old":"front_desk"}',
+        '{"field":"is_active","new":"false","old":"true"}',
+        '{"field":"password"}',
+    ]
+    assert all(c[1] == str(bob.id) for c in changes[1:])
+
+
+def test_a_non_admin_is_refused_and_audited(store: AccountStore) -> None:
+    accounts.create_first_admin(store, "ada", PASSWORD)
+    admin = _caller(store, "ada")
+    accounts.create_user(store, admin, "bob", PASSWORD, "front_desk")
+    bob = _caller(store, "bob")
+    with pytest.raises(PermissionDenied):
+        accounts.create_user(store, bob, "eve", PASSWORD, "admin")
+    last = audit_report.query(store.engine)[-1]
+    assert (last.action, last.outcome, last.username) == ("PRIVILEGE_CHANGE", "DENIED", "bob")
+
+
+def test_the_last_admin_cannot_be_demoted(store: AccountStore) -> None:
+    accounts.create_first_admin(store, "ada", PASSWORD)
+    admin = _caller(store, "ada")
+    with pytest.raises(AccountError):
+        accounts.change_role(store, admin, admin.principal.user_id, "billing")
