@@ -1,26 +1,62 @@
 """The composition root: the one place that reads configuration and builds shared resources.
 
-It reads the environment and ``st.secrets`` (the UI edge), builds the ``Settings``, the database
-engine (schema upgraded through Alembic once per process) and hands them inward. Resources here
-are process-wide and user-independent, so ``st.cache_resource`` is safe for them; nothing that
-holds a user's data or token is cached here.
+It reads the environment and ``st.secrets`` (the UI edge) into ``Settings`` and builds, once per
+process, the database engine (schema upgraded through Alembic), the cipher, the account store,
+in demo mode the embedded DrChrono sandbox, the EHR connector and one HTTP transport per EHR
+connection. Scripts and the ``st.App`` routes share these through plain process-wide caches
+(routes run outside any script, where Streamlit's caches are not meant to be used). Nothing
+here holds a user's data: each browser session gets its own ``Gateway`` from ``new_gateway``.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from ehr.backend import EHRBackend
+from ehr.budget import StoredBudget
+from ehr.drchrono.backend import DrChronoBackend
+from ehr.errors import NotConnectedError
+from ehr.oauth import OAuthClientConfig
+from ehr.redaction import install_logging
+from ehr.sandbox.clinic import ClinicConfig
+from ehr.sandbox.server import SandboxConfig, SandboxServer
+from ehr.services.accounts import AccountStore
+from ehr.services.connection import Connector, connection_summary, current_connection
+from ehr.services.gateway import Caller, Gateway
+from ehr.tokens import ConnectionTokens
+from ehr.transport import EHRTransport
+from storage.crypto import Cipher, Secret
 from storage.database import make_engine, upgrade_schema
 from storage.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["Settings", "SettingsError", "app_engine", "app_settings"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "account_store",
+    "app_engine",
+    "app_settings",
+    "connector",
+    "health_report",
+    "new_gateway",
+    "reset",
+]
+
+log = logging.getLogger(__name__)
+
+_lock = threading.RLock()
+_transports: dict[int, tuple[EHRTransport, DrChronoBackend]] = {}
 
 
 def _secrets() -> dict[str, Any]:
@@ -30,15 +66,149 @@ def _secrets() -> dict[str, Any]:
         return {}
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def app_settings() -> Settings:
     """Validated settings for this process (raises ``SettingsError`` naming a bad setting)."""
-    return load_settings(os.environ, _secrets(), root=ROOT)
+    settings = load_settings(os.environ, _secrets(), root=ROOT)
+    install_logging(settings.log_level)
+    return settings
 
 
-@st.cache_resource(show_spinner="Preparing the database…")
+@functools.cache
 def app_engine() -> Engine:
     """The database engine, with the schema upgraded to the latest migration."""
     engine = make_engine(app_settings().database_url)
     upgrade_schema(engine)
     return engine
+
+
+@functools.cache
+def cipher() -> Cipher:
+    """The token cipher (first key encrypts, all keys decrypt)."""
+    return Cipher.from_settings(app_settings())
+
+
+@functools.cache
+def account_store() -> AccountStore:
+    """Sign-in and session operations with this deployment's limits."""
+    settings = app_settings()
+    return AccountStore(
+        app_engine(),
+        settings.audit_hmac_key,
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_absolute_hours),
+    )
+
+
+@functools.cache
+def demo_sandbox() -> SandboxServer | None:
+    """In demo mode, the embedded DrChrono sandbox, started once for this process."""
+    settings = app_settings()
+    if not settings.demo_mode:
+        return None
+    config = SandboxConfig(
+        clinic=ClinicConfig(seed=settings.sandbox_seed, patients=settings.sandbox_patients),
+        redirect_uris=(settings.drchrono_redirect_uri,),
+        faults_admin_enabled=True,  # Settings offers fault toggles for training in demo mode
+    )
+    # requests-oauthlib refuses plain http; the sandbox is http on loopback only, and in demo
+    # mode it is the only OAuth server this process talks to.
+    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    server = SandboxServer(config).start()
+    log.info("demo sandbox EHR listening on %s", server.base_url)
+    return server
+
+
+@functools.cache
+def connector() -> Connector:
+    """The configured EHR: real DrChrono, or the embedded sandbox in demo mode."""
+    settings = app_settings()
+    sandbox = demo_sandbox()
+    if sandbox is not None:
+        client = OAuthClientConfig(
+            base_url=sandbox.base_url,
+            client_id=sandbox.client_id,
+            client_secret=Secret(sandbox.client_secret),
+            redirect_uri=settings.drchrono_redirect_uri,
+            scopes=settings.scopes,
+        )
+    else:
+        client = OAuthClientConfig(
+            base_url=settings.drchrono_base_url,
+            client_id=settings.drchrono_client_id,
+            client_secret=Secret(settings.drchrono_client_secret),
+            redirect_uri=settings.drchrono_redirect_uri,
+            scopes=settings.scopes,
+        )
+    return Connector(
+        engine=app_engine(),
+        cipher=cipher(),
+        audit_key=settings.audit_hmac_key,
+        oauth=client,
+        calls_per_hour=settings.api_calls_per_hour,
+        demo=settings.demo_mode,
+    )
+
+
+def ehr_backend() -> EHRBackend:
+    """The backend of the current connection (one pooled transport per connection).
+
+    Raises ``NotConnectedError`` when no EHR is connected; a connection that needs
+    reauthorisation raises on first use, from its token source.
+    """
+    conn = connector()
+    status = current_connection(conn)
+    if status is None:
+        raise NotConnectedError()
+    with _lock:
+        cached = _transports.get(status.connection_id)
+        if cached is None:
+            tokens = ConnectionTokens(
+                conn.engine, conn.cipher, conn.oauth, status.connection_id, audit_key=conn.audit_key
+            )
+            budget = StoredBudget(conn.engine, status.connection_id, limit=conn.calls_per_hour)
+            transport = EHRTransport(conn.oauth.base_url, tokens, budget=budget)
+            backend = DrChronoBackend(transport, practice_tz=app_settings().practice_timezone)
+            cached = _transports[status.connection_id] = (transport, backend)
+        return cached[1]
+
+
+def new_gateway(caller: Caller) -> Gateway:
+    """A gateway for one browser session (its own cache), bound to ``caller``."""
+    return Gateway(caller, app_engine(), app_settings().audit_hmac_key, backend=ehr_backend)
+
+
+def health_report() -> dict[str, Any]:
+    """``/api/health``: database reachable, EHR connection state. No PHI, no secrets."""
+    report: dict[str, Any] = {"time": datetime.now(UTC).isoformat(timespec="seconds")}
+    try:
+        with app_engine().connect() as db:
+            db.execute(text("SELECT 1"))
+        report["database"] = "ok"
+    except Exception as exc:  # report, do not raise: health must always answer
+        log.warning("health check: database unavailable (%s)", type(exc).__name__)
+        report["database"] = "unavailable"
+    try:
+        report["ehr"] = connection_summary(connector()).state
+        report["demo_mode"] = app_settings().demo_mode
+    except Exception as exc:
+        log.warning("health check: EHR state unknown (%s)", type(exc).__name__)
+        report["ehr"] = "unknown"
+    report["status"] = "ok" if report["database"] == "ok" else "degraded"
+    return report
+
+
+def reset() -> None:
+    """Forget every process resource (tests start each app as a fresh process)."""
+    with _lock:
+        for transport, _backend in _transports.values():
+            transport.close()
+        _transports.clear()
+    sandbox = demo_sandbox() if demo_sandbox.cache_info().currsize else None
+    if sandbox is not None:
+        sandbox.stop()
+    engine = app_engine() if app_engine.cache_info().currsize else None
+    if engine is not None:
+        engine.dispose()
+    for cached in (app_settings, app_engine, cipher, account_store, demo_sandbox, connector):
+        cached.cache_clear()

@@ -95,6 +95,7 @@ class SessionCache:
         self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
+        # key -> (expires at, tags, value)
         self._entries: OrderedDict[Hashable, tuple[float, frozenset[str], Any]] = OrderedDict()
 
     def get(self, key: Hashable) -> tuple[bool, Any]:
@@ -103,17 +104,20 @@ class SessionCache:
             entry = self._entries.get(key)
             if entry is None:
                 return False, None
-            stored_at, _tags, value = entry
-            if self._clock() - stored_at > self._ttl_s:
+            expires_at, _tags, value = entry
+            if self._clock() > expires_at:
                 del self._entries[key]
                 return False, None
             self._entries.move_to_end(key)
             return True, value
 
-    def put(self, key: Hashable, tags: Iterable[str], value: Any) -> None:
-        """Store ``value``, evicting the least recently used entry when full."""
+    def put(
+        self, key: Hashable, tags: Iterable[str], value: Any, ttl_s: float | None = None
+    ) -> None:
+        """Store ``value`` (for ``ttl_s``, default the cache's), evicting the LRU entry when full."""
+        lifetime = self._ttl_s if ttl_s is None else ttl_s
         with self._lock:
-            self._entries[key] = (self._clock(), frozenset(tags), value)
+            self._entries[key] = (self._clock() + lifetime, frozenset(tags), value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
@@ -174,6 +178,7 @@ class ServiceSpec:
     resource_arg: str | None = None
     patient_arg: str | None = None
     cached: bool = False
+    cache_ttl_s: float | None = None
     invalidates: frozenset[str] = frozenset()
     scope: Scope | None = None
     describe: Describe | None = None
@@ -231,6 +236,7 @@ def service(
     resource_arg: str | None = None,
     patient_arg: str | None = None,
     cached: bool = False,
+    cache_ttl_s: float | None = None,
     invalidates: Iterable[str] = (),
     scope: Scope | None = None,
     describe: Describe | None = None,
@@ -240,7 +246,8 @@ def service(
     ``resource_arg``/``patient_arg`` name the parameters holding the resource id and patient id
     for the audit row (a dotted path reaches into an argument: ``draft.patient_id``); ``describe`` may add PHI-free facts from the arguments (never values a
     user typed); ``scope`` trims a result to the caller's role; ``invalidates`` lists resource
-    types a write makes stale in this session's cache.
+    types a write makes stale in this session's cache; ``cache_ttl_s`` overrides the cache's
+    lifetime for slow-changing data.
     """
     spec = ServiceSpec(
         action=action,
@@ -250,6 +257,7 @@ def service(
         resource_arg=resource_arg,
         patient_arg=patient_arg,
         cached=cached,
+        cache_ttl_s=cache_ttl_s,
         invalidates=frozenset(invalidates),
         scope=scope,
         describe=describe,
@@ -345,7 +353,7 @@ def _run(
     else:
         gw.record(outcome_row)  # raises before the data leaves: fail closed
         if key is not None:
-            gw.cache.put(key, {spec.resource_type}, result)
+            gw.cache.put(key, {spec.resource_type}, result, spec.cache_ttl_s)
     return result
 
 

@@ -7,15 +7,44 @@ values typed (a name is PHI).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from ehr.models import Page, Patient, PatientChanges, PatientDraft
 from ehr.policy import Action
 from ehr.services.gateway import Gateway, service
 from storage.audit import AuditAction
 
-__all__ = ["create_patient", "delete_patient", "get_patient", "search_patients", "update_patient"]
+__all__ = [
+    "PatientDirectory",
+    "create_patient",
+    "delete_patient",
+    "get_patient",
+    "patient_directory",
+    "search_patients",
+    "update_patient",
+]
+
+# A schedule needs names for every patient on it; one walk of the patient list (250 a page)
+# serves every view for this long, instead of one request per appointment row.
+DIRECTORY_TTL_S: Final = 600.0
+# 40 pages of 250: a 10,000-patient practice; beyond that the directory says it is partial.
+DIRECTORY_MAX_PAGES: Final = 40
+
+
+@dataclass(frozen=True)
+class PatientDirectory:
+    """Every patient by id, for labelling schedules; ``truncated`` when the walk was capped."""
+
+    by_id: Mapping[int, Patient]
+    truncated: bool = False
+
+    @property
+    def items(self) -> tuple[Patient, ...]:
+        """The patients, for counting in the audit row."""
+        return tuple(self.by_id.values())
+
 
 _CRITERIA = ("name", "date_of_birth", "chart_id")
 
@@ -109,3 +138,26 @@ def update_patient(
 def delete_patient(gw: Gateway, patient_id: int) -> None:
     """Delete a patient upstream (admin only)."""
     gw.backend().delete_patient(patient_id)
+
+
+@service(
+    Action.PATIENT_READ,
+    AuditAction.SEARCH,
+    "patient",
+    "demographics",
+    cached=True,
+    cache_ttl_s=DIRECTORY_TTL_S,
+    describe=lambda _a: {"directory": True},
+)
+def patient_directory(gw: Gateway) -> PatientDirectory:
+    """All patients by id (a few large pages), so schedules show names with no per-row calls."""
+    backend = gw.backend()
+    found: dict[int, Patient] = {}
+    cursor: str | None = None
+    for _ in range(DIRECTORY_MAX_PAGES):
+        page = backend.search_patients(cursor=cursor)
+        found.update((p.id, p) for p in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return PatientDirectory(found)
+    return PatientDirectory(found, truncated=True)

@@ -1,39 +1,54 @@
-"""Home.py starts on an empty data directory and is honest about what is built."""
+"""Home.py: configuration check, sign-in, role navigation, today at a glance."""
+
+from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
+
+from ui import wiring
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process_resources():
-    # Settings and the engine are per-process resources; each test is a fresh "process".
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
-
-
-def test_home_starts_in_demo_mode_with_demo_keys_notice(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("DRCHRONO_CLIENT_ID", raising=False)
-    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60)
-    at.run()
+def test_a_signed_out_visitor_sees_only_the_sign_in_link(demo_env, open_app):
+    at = open_app(None)
     assert not at.exception
-    assert any("Demo keys" in info.value for info in at.info)
-    assert any("Not built yet" in h.value for h in at.subheader)
-    assert (tmp_path / "data" / "dashboard.db").exists()
+    assert any("not signed in" in info.value for info in at.info)
+    assert (demo_env / "dashboard.db").exists()
 
 
 def test_home_refuses_to_start_with_example_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DRCHRONO_CLIENT_ID", "real-client-id")
     monkeypatch.setenv("DRCHRONO_CLIENT_SECRET", "your-drchrono-client-secret")
-    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60)
-    at.run()
+    wiring.reset()
+    try:
+        at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60)
+        at.run()
+    finally:
+        wiring.reset()
     assert not at.exception
     assert any("DRCHRONO" in err.value for err in at.error)
+
+
+@pytest.mark.parametrize("role", ["admin", "clinician", "front_desk", "billing"])
+def test_every_role_lands_on_home_with_a_demo_notice(users, open_app, role):
+    at = open_app(users[role])
+    assert not at.exception
+    assert at.title[0].value == "Today"
+    assert any("Demo mode" in c.value for c in at.sidebar.caption)
+
+
+def test_admin_without_an_ehr_is_offered_to_connect(users, open_app):
+    at = open_app(users["admin"])
+    assert any("Connect the EHR" in info.value for info in at.info)
+
+
+def test_home_shows_todays_schedule_once_connected(connected, open_app):
+    at = open_app(connected["front_desk"])
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "Appointments today" in labels
+    assert any("Data as of" in c.value for c in at.caption)

@@ -1,0 +1,72 @@
+"""The one error helper every page uses (DESIGN.md section 4, SECURITY.md LG-02).
+
+Known EHR errors become a friendly message with their reference id and the next step (reconnect,
+try later at HH:MM, fix the form, ask an admin). Anything else is logged with a fresh reference
+and shown as "Something went wrong (ref ...)": no exception text or traceback ever reaches
+the page, because it may hold PHI or internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import tzinfo
+from typing import Final
+
+import streamlit as st
+
+from ehr.errors import EHRError, RateLimitedError, UserAction
+
+__all__ = ["GENERIC_MESSAGE", "guarded", "show_error"]
+
+log = logging.getLogger(__name__)
+
+GENERIC_MESSAGE: Final = "Something went wrong"
+REF_CHARS: Final = 8
+
+
+def _retry_text(exc: RateLimitedError, tz: tzinfo | None) -> str:
+    if exc.retry_at is None:
+        return " Try again in a few minutes."
+    local = exc.retry_at.astimezone(tz) if tz else exc.retry_at
+    return f" Rate limited until {local:%H:%M}."
+
+
+def show_error(exc: BaseException, *, tz: tzinfo | None = None, is_admin: bool = False) -> str:
+    """Render ``exc`` for a user and return the reference id shown."""
+    if not isinstance(exc, EHRError):
+        ref = uuid.uuid4().hex[:REF_CHARS]
+        log.error("unhandled error on a page (ref %s): %s", ref, type(exc).__name__, exc_info=exc)
+        st.error(f"{GENERIC_MESSAGE} (ref {ref}). The details are in the server log.")
+        return ref
+    ref = exc.correlation_id or uuid.uuid4().hex[:REF_CHARS]
+    log.warning("EHR error shown to user (ref %s): %s", ref, exc.code)
+    text = exc.message
+    if isinstance(exc, RateLimitedError):
+        text += _retry_text(exc, tz)
+    if exc.user_action == UserAction.RECONNECT:
+        st.error(f"{text} (ref {ref})")
+        if is_admin:
+            st.link_button("Reconnect the EHR", "/ehr-auth/connect", type="primary")
+        else:
+            st.caption("Ask an administrator to reconnect the EHR in Settings.")
+    elif exc.user_action in {UserAction.RETRY_LATER, UserAction.CHECK_UPSTREAM}:
+        st.warning(f"{text} (ref {ref})")
+    else:
+        st.error(f"{text} (ref {ref})")
+    return ref
+
+
+@contextmanager
+def guarded(*, tz: tzinfo | None = None, is_admin: bool = False) -> Iterator[None]:
+    """Run a block of a page; any error is shown with ``show_error`` instead of a traceback.
+
+    Streamlit's own control flow (``st.stop``, ``st.rerun``, ``st.switch_page``) raises
+    ``BaseException`` subclasses, which pass through untouched.
+    """
+    try:
+        yield
+    except Exception as exc:
+        show_error(exc, tz=tz, is_admin=is_admin)
