@@ -12,7 +12,10 @@ Callers catch only what they can handle; the UI helper catches ``EHRError`` at t
     ├── ConfigurationError ............ app or connection misconfigured
     ├── AuthError ..................... reconnect needed
     │   ├── NotConnectedError ......... no EHR connection stored
-    │   └── ReauthorizationRequiredError  token expired, revoked, refresh failed, upstream 401
+    │   ├── ReauthorizationRequiredError  token expired, revoked, refresh failed, upstream 401
+    │   ├── OAuthCallbackRejected ..... OAuth callback state unknown, used, expired or not yours
+    │   │   └── OAuthAuthorizationFailed  the EHR ended the flow with error= or refused the code
+    │   └── GrantRefusedError ......... the token endpoint refused a code or refresh token
     ├── PermissionDeniedError ......... our role policy said no
     ├── UpstreamForbiddenError ........ 403: DrChrono scope or in-app permission missing
     ├── NotFoundError ................. 404 (or outside the practice)
@@ -52,8 +55,11 @@ __all__ = [
     "ConflictError",
     "DuplicatePatientError",
     "EHRError",
+    "GrantRefusedError",
     "NotConnectedError",
     "NotFoundError",
+    "OAuthAuthorizationFailed",
+    "OAuthCallbackRejected",
     "OverlappingAppointmentError",
     "PaginationLoopError",
     "PermissionDeniedError",
@@ -177,6 +183,84 @@ class ReauthorizationRequiredError(AuthError):
         "The EHR connection has expired or was revoked. An administrator must reconnect it "
         "in Settings."
     )
+
+
+class OAuthCallbackRejected(AuthError):
+    """The OAuth callback was refused before any token request.
+
+    ``details["reason"]``: ``missing_state``, ``unknown``, ``consumed``, ``expired``,
+    ``other_user``, ``other_session``, ``verifier_unreadable`` or ``missing_code``.
+    """
+
+    code = "oauth_callback_rejected"
+    default_message = "This sign-in link is no longer valid. Start the connection again."
+    default_user_action = UserAction.RECONNECT
+
+
+def _with_error_code(details: Mapping[str, Any] | None, error_code: str | None) -> dict[str, Any]:
+    merged = dict(details or {})
+    if error_code:
+        merged["error_code"] = error_code
+    return merged
+
+
+class OAuthAuthorizationFailed(OAuthCallbackRejected):
+    """The EHR ended the authorization with an error: ``error=`` on the callback (the user
+    denied access, ...) or a refused code exchange. ``details["error_code"]`` is the RFC 6749
+    code (already checked to be a plain code), the only upstream text kept."""
+
+    code = "oauth_authorization_failed"
+    default_message = "DrChrono did not complete the connection. Start the connection again."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        error_code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+        user_action: UserAction | None = None,
+    ) -> None:
+        if error_code and message is None:
+            message = (
+                f"DrChrono did not complete the connection (error code: {error_code}). "
+                "Start the connection again."
+            )
+        super().__init__(
+            message,
+            details=_with_error_code(details, error_code),
+            correlation_id=correlation_id,
+            user_action=user_action,
+        )
+        self.error_code = error_code
+
+
+class GrantRefusedError(AuthError):
+    """The token endpoint refused the grant (RFC 6749 error in ``details["error_code"]``).
+
+    ``invalid_grant`` means the code or refresh token is dead: the connection must be made again.
+    """
+
+    code = "oauth_grant_refused"
+    default_message = "DrChrono refused the authorization. An administrator must reconnect it."
+    default_user_action = UserAction.RECONNECT
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        error_code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+        user_action: UserAction | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            details=_with_error_code(details, error_code),
+            correlation_id=correlation_id,
+            user_action=user_action,
+        )
+        self.error_code = error_code
 
 
 class PermissionDeniedError(EHRError):

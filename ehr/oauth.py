@@ -39,13 +39,15 @@ from ehr.errors import (
     AuditWriteError,
     ConfigurationError,
     EHRError,
+    GrantRefusedError,
     NotConnectedError,
+    OAuthAuthorizationFailed,
+    OAuthCallbackRejected,
     RateLimitedError,
     ReauthorizationRequiredError,
     UpstreamDataError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
-    UserAction,
     parse_retry_after,
 )
 from ehr.policy import Principal
@@ -155,50 +157,6 @@ class ConnectResult:
     missing_scopes: tuple[str, ...]
 
 
-class OAuthCallbackRejected(EHRError):
-    """The OAuth callback was refused before any token request.
-
-    ``details["reason"]``: ``missing_state``, ``unknown``, ``consumed``, ``expired``,
-    ``other_user``, ``other_session``, ``verifier_unreadable`` or ``missing_code``.
-    """
-
-    code = "oauth_callback_rejected"
-    default_message = "This sign-in link is no longer valid. Start the connection again."
-    default_user_action = UserAction.RECONNECT
-
-
-class OAuthAuthorizationFailed(OAuthCallbackRejected):
-    """DrChrono ended the authorization with an error: ``error=`` on the callback (the user
-    denied access, ...) or a refused code exchange. ``details["error_code"]`` is the RFC 6749
-    code, the only upstream text kept."""
-
-    code = "oauth_authorization_failed"
-
-    def __init__(self, error_code: str, *, correlation_id: str | None = None) -> None:
-        super().__init__(
-            f"DrChrono did not complete the connection (error code: {error_code}). "
-            "Start the connection again.",
-            details={"error_code": error_code},
-            correlation_id=correlation_id,
-        )
-        self.error_code = error_code
-
-
-class GrantRefusedError(EHRError):
-    """The token endpoint refused the grant (RFC 6749 error in ``details["error_code"]``).
-
-    ``invalid_grant`` means the code or refresh token is dead: the connection must be made again.
-    """
-
-    code = "oauth_grant_refused"
-    default_message = "DrChrono refused the authorization. An administrator must reconnect it."
-    default_user_action = UserAction.RECONNECT
-
-    def __init__(self, error_code: str) -> None:
-        super().__init__(details={"error_code": error_code})
-        self.error_code = error_code
-
-
 # ----------------------------------------------------------------------------- shared helpers
 
 
@@ -298,7 +256,7 @@ def _token_call(call: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
         code = _error_code(exc.error)
         if code in _SERVER_SIDE_ERRORS:
             raise UpstreamUnavailableError(details={"error_code": code}) from None
-        raise GrantRefusedError(code) from None
+        raise GrantRefusedError(error_code=code) from None
     except requests.exceptions.Timeout as exc:
         raise UpstreamTimeoutError(details={"cause": type(exc).__name__}) from None
     except requests.exceptions.RequestException as exc:
@@ -551,7 +509,7 @@ def complete_authorization(
                 actor, AuditAction.EHR_CONNECT, AuditOutcome.DENIED, error_code=error_code
             ),
         )
-        raise OAuthAuthorizationFailed(error_code)
+        raise OAuthAuthorizationFailed(error_code=error_code)
     code = params.get("code")
     if not code:
         raise _rejected(engine, audit_key, actor, "missing_code")
@@ -567,7 +525,7 @@ def complete_authorization(
             _revoke(config, grant.refresh_token, grant.access_token, http)
             raise
     except EHRError as exc:
-        error_code = exc.error_code if isinstance(exc, GrantRefusedError) else exc.code
+        error_code = (exc.error_code if isinstance(exc, GrantRefusedError) else None) or exc.code
         logger.warning("OAuth code exchange failed (error_code=%s)", error_code)
         append_audit(
             engine,
@@ -577,7 +535,7 @@ def complete_authorization(
             ),
         )
         if isinstance(exc, GrantRefusedError):
-            raise OAuthAuthorizationFailed(error_code) from None
+            raise OAuthAuthorizationFailed(error_code=error_code) from None
         raise
 
     profile = ConnectionProfile(

@@ -39,13 +39,13 @@ from ehr.errors import (
     AuthError,
     ConfigurationError,
     EHRError,
+    GrantRefusedError,
     NotConnectedError,
     ReauthorizationRequiredError,
     UpstreamUnavailableError,
 )
 from ehr.oauth import (
     RESOURCE_TYPE,
-    GrantRefusedError,
     OAuthClientConfig,
     append_audit,
     request_refresh,

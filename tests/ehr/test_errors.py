@@ -40,7 +40,11 @@ def _all_subclasses(cls):
     return found
 
 
-ERROR_CLASSES = [EHRError, *_all_subclasses(EHRError)]
+# The tree itself: classes defined in ehr.errors (a module may narrow one for its own use, as
+# ehr.policy.PermissionDenied does, with its own constructor and tests).
+ERROR_CLASSES = [
+    cls for cls in [EHRError, *_all_subclasses(EHRError)] if cls.__module__ == "ehr.errors"
+]
 
 
 def _map(status, body=None, headers=None, method="GET", path="/api/patients"):

@@ -29,12 +29,16 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ehr.errors import NotConnectedError, UnsafeRedirectError, UpstreamUnavailableError
-from ehr.oauth import (
-    ConnectResult,
+from ehr.errors import (
     GrantRefusedError,
+    NotConnectedError,
     OAuthAuthorizationFailed,
     OAuthCallbackRejected,
+    UnsafeRedirectError,
+    UpstreamUnavailableError,
+)
+from ehr.oauth import (
+    ConnectResult,
     OAuthClientConfig,
     begin_authorization,
     complete_authorization,
