@@ -70,7 +70,7 @@ class SignInGate:
         if needs_session:
             refusal = await self._refusal(request, path)
             if refusal is not None:
-                await refusal(scope, receive, send)
+                await refusal(scope, receive, self._with_headers(send))
                 return
         await self.app(scope, receive, self._with_headers(send))
 
