@@ -7,7 +7,7 @@ import streamlit as st
 from ehr.policy import Action
 from ehr.services import appointments, connection
 from ui import session, shell, wiring
-from ui.components import IN_CLINIC, status_counts
+from ui.components import IN_CLINIC, nav_link, status_counts
 from ui.errors import guarded
 
 caller = session.current_caller_or_stop()
@@ -22,7 +22,7 @@ summary = connection.connection_summary(wiring.connector())
 if summary.state != "connected":
     if shell.is_admin(caller):
         st.info("Connect the EHR to see today's schedule.")
-        st.link_button("Connect the EHR", "/ehr-auth/connect", type="primary")
+        nav_link("Connect the EHR", "/ehr-auth/connect")
     else:
         st.info("The EHR is not connected yet. Ask an administrator to connect it in Settings.")
     st.stop()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from typing import Final
 
+import streamlit as st
+
 from ehr.models import Appointment, AppointmentStatus, Other
 
-__all__ = ["STATUS_COLOURS", "STATUS_LABELS", "status_counts", "status_label"]
+__all__ = ["STATUS_COLOURS", "STATUS_LABELS", "nav_link", "status_counts", "status_label"]
 
 # Front-desk wording, in the order a visit moves through the day.
 STATUS_LABELS: Final[dict[AppointmentStatus, str]] = {
@@ -67,3 +70,23 @@ def status_counts(appointments: Iterable[Appointment]) -> dict[str, int]:
         counts[label] = counts.get(label, 0) + 1
     order = {label: i for i, label in enumerate(STATUS_LABELS.values())}
     return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+_LINK_STYLE: Final = (
+    "display:inline-block;padding:0.45rem 0.9rem;border-radius:0.5rem;font-weight:500;"
+    "text-decoration:none;line-height:1.6;"
+)
+_PRIMARY: Final = "background:#1f6f8b;color:#ffffff;border:1px solid #1f6f8b;"
+_SECONDARY: Final = "background:#ffffff;color:#1d2b36;border:1px solid #c4d0d9;"
+
+
+def nav_link(label: str, href: str, *, primary: bool = True) -> None:
+    """A button-styled link that opens in the same tab (``st.link_button`` opens a new one).
+
+    For our own routes (sign-in, EHR connect): the OAuth round trip must come back to the tab
+    the user started in. ``label`` and ``href`` are constants of the app, never user input.
+    """
+    if not href.startswith("/"):
+        raise ValueError("nav_link is for the app's own paths")
+    style = _LINK_STYLE + (_PRIMARY if primary else _SECONDARY)
+    st.html(f'<a href="{html.escape(href)}" style="{style}">{html.escape(label)}</a>')

@@ -18,6 +18,7 @@ from typing import Final
 import streamlit as st
 
 from ehr.errors import EHRError, RateLimitedError, UserAction
+from ui.components import nav_link
 
 __all__ = ["GENERIC_MESSAGE", "guarded", "show_error"]
 
@@ -49,7 +50,7 @@ def show_error(exc: BaseException, *, tz: tzinfo | None = None, is_admin: bool =
     if exc.user_action == UserAction.RECONNECT:
         st.error(f"{text} (ref {ref})")
         if is_admin:
-            st.link_button("Reconnect the EHR", "/ehr-auth/connect", type="primary")
+            nav_link("Reconnect the EHR", "/ehr-auth/connect")
         else:
             st.caption("Ask an administrator to reconnect the EHR in Settings.")
     elif exc.user_action in {UserAction.RETRY_LATER, UserAction.CHECK_UPSTREAM}:

@@ -18,6 +18,7 @@ from ehr.services import accounts
 from ehr.services.accounts import SessionEnded
 from ehr.services.gateway import Caller, Gateway, require
 from ui import wiring
+from ui.components import nav_link
 from ui.routes import SESSION_COOKIE
 
 __all__ = [
@@ -72,7 +73,7 @@ def current_caller_or_stop() -> Caller:
     caller = st.session_state.get(_CALLER_KEY)
     if not isinstance(caller, Caller):
         st.warning("You are not signed in.")
-        st.link_button("Sign in", "/session/sign-in", type="primary")
+        nav_link("Sign in", "/session/sign-in")
         st.stop()
     return caller
 

@@ -16,6 +16,7 @@ from ehr.services import connection
 from ehr.services.accounts import SessionEnded
 from ehr.services.gateway import Caller
 from ui import session, wiring
+from ui.components import nav_link
 from ui.navigation import PAGES
 
 __all__ = ["is_admin", "run"]
@@ -35,7 +36,7 @@ def _signed_out(ended: SessionEnded) -> None:
         st.info("Your session ended after a period of inactivity. Sign in again to continue.")
     else:
         st.info("You are not signed in.")
-    st.link_button("Sign in", "/session/sign-in", type="primary")
+    nav_link("Sign in", "/session/sign-in")
     st.stop()
 
 
