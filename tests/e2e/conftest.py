@@ -59,7 +59,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env.pop(name, None)
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        proc = subprocess.Popen(
             [
                 sys.executable, "-m", "streamlit", "run", "Home.py",
                 "--server.headless", "true", "--server.address", "127.0.0.1",

@@ -33,14 +33,21 @@ def test_health_answers_json_without_secrets(app_url: str) -> None:
 def test_the_whole_sign_in_story_over_http(app_url: str) -> None:
     http = requests.Session()
     # First run: every page load goes to setup until an admin exists.
-    first = http.get(app_url, headers={"Accept": "text/html"}, allow_redirects=False, timeout=TIMEOUT_S)
+    first = http.get(
+        app_url, headers={"Accept": "text/html"}, allow_redirects=False, timeout=TIMEOUT_S
+    )
     assert (first.status_code, first.headers["location"]) == (303, "/session/setup")
     assert first.headers["referrer-policy"] == "no-referrer"
 
     # A forged form without the CSRF cookie's twin is refused and creates nothing.
     forged = requests.post(
         f"{app_url}/session/setup",
-        data={"csrf": "x", "username": "mallory", "password": ADMIN_PASSWORD, "confirm": ADMIN_PASSWORD},
+        data={
+            "csrf": "x",
+            "username": "mallory",
+            "password": ADMIN_PASSWORD,
+            "confirm": ADMIN_PASSWORD,
+        },
         allow_redirects=False,
         timeout=TIMEOUT_S,
     )
@@ -59,7 +66,12 @@ def test_the_whole_sign_in_story_over_http(app_url: str) -> None:
     csrf = _form(http, f"{app_url}/session/setup")
     created = http.post(
         f"{app_url}/session/setup",
-        data={"csrf": csrf, "username": "ada", "password": ADMIN_PASSWORD, "confirm": ADMIN_PASSWORD},
+        data={
+            "csrf": csrf,
+            "username": "ada",
+            "password": ADMIN_PASSWORD,
+            "confirm": ADMIN_PASSWORD,
+        },
         allow_redirects=False,
         timeout=TIMEOUT_S,
     )
@@ -105,7 +117,10 @@ def test_media_and_pages_need_a_session(app_url: str) -> None:
     media = anonymous.get(f"{app_url}/media/abc.csv", allow_redirects=False, timeout=TIMEOUT_S)
     assert media.status_code in {401, 303}
     page = anonymous.get(
-        f"{app_url}/patients", headers={"Accept": "text/html"}, allow_redirects=False, timeout=TIMEOUT_S
+        f"{app_url}/patients",
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+        timeout=TIMEOUT_S,
     )
     assert page.status_code == 303
     assert page.headers["location"].startswith("/session/")
