@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
+
+log = logging.getLogger(__name__)
 
 # The previous-MAC of seq 1: there is no previous row.
 GENESIS_MAC: Final = "0" * 64
@@ -433,4 +436,30 @@ def append(
         raise AuditWriteError(
             "the audit log could not be written (database busy or unavailable)"
         ) from exc
-    return AuditEvent(**values)
+    row = AuditEvent(**values)
+    for callback in tuple(_after_append):
+        try:
+            callback(row)
+        except Exception as exc:  # the row is committed; a failed observer must not undo that
+            log.warning("audit after-append hook failed: %s", type(exc).__name__)
+    return row
+
+
+# Observers of committed rows (the app's anchor file writer); see ``on_append``.
+_after_append: list[Callable[[AuditEvent], object]] = []
+
+
+def on_append(callback: Callable[[AuditEvent], object]) -> Callable[[], None]:
+    """Call ``callback(row)`` after every committed append in this process; returns a remover.
+
+    The composition root uses it to keep the external anchor file up to date (AU-04), so every
+    append site gets anchoring without knowing where the file lives. A failing callback is
+    logged and ignored: the row is already committed.
+    """
+    _after_append.append(callback)
+
+    def remove() -> None:
+        if callback in _after_append:
+            _after_append.remove(callback)
+
+    return remove

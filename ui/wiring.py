@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,12 @@ from ehr.redaction import install_logging
 from ehr.sandbox.clinic import ClinicConfig
 from ehr.sandbox.server import SandboxConfig, SandboxServer
 from ehr.services.accounts import AccountStore
+from ehr.services.admin import SandboxAdmin
 from ehr.services.connection import Connector, connection_summary, current_connection
 from ehr.services.gateway import Caller, Gateway
 from ehr.tokens import ConnectionTokens
 from ehr.transport import EHRTransport
+from storage import audit, audit_chain
 from storage.crypto import Cipher, Secret
 from storage.database import make_engine, upgrade_schema
 from storage.settings import Settings, SettingsError, load_settings
@@ -56,6 +59,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
+_stop_anchoring: list[Callable[[], None]] = []
 _transports: dict[int, tuple[EHRTransport, DrChronoBackend]] = {}
 
 
@@ -76,9 +80,16 @@ def app_settings() -> Settings:
 
 @functools.cache
 def app_engine() -> Engine:
-    """The database engine, with the schema upgraded to the latest migration."""
+    """The database engine, with the schema upgraded to the latest migration.
+
+    Also starts keeping the audit anchor file (AU-04) for every audit row this process writes.
+    """
     engine = make_engine(app_settings().database_url)
     upgrade_schema(engine)
+    anchor = audit_chain.default_anchor_path(app_settings().data_dir)
+    _stop_anchoring.append(
+        audit.on_append(lambda row: audit_chain.record_anchor_if_due(anchor, row))
+    )
     return engine
 
 
@@ -210,5 +221,15 @@ def reset() -> None:
     engine = app_engine() if app_engine.cache_info().currsize else None
     if engine is not None:
         engine.dispose()
+    while _stop_anchoring:
+        _stop_anchoring.pop()()
     for cached in (app_settings, app_engine, cipher, account_store, demo_sandbox, connector):
         cached.cache_clear()
+
+
+def sandbox_admin() -> SandboxAdmin | None:
+    """In demo mode, how Settings reaches the sandbox's training controls (its admin API)."""
+    sandbox = demo_sandbox()
+    if sandbox is None:
+        return None
+    return SandboxAdmin(base_url=sandbox.base_url, admin_key=sandbox.admin_key)

@@ -351,3 +351,22 @@ def test_record_normalises_enums_ids_and_ips():
     assert record.outcome is AuditOutcome.DENIED
     assert record.patient_id == "7"
     assert record.client_ip == "2001:db8::1"
+
+
+def test_after_append_observers_see_each_committed_row_and_cannot_break_it(sqlite_engine):
+    audit = audit_module
+    seen = []
+
+    def broken(_row):
+        raise RuntimeError("observer bug")
+
+    stop_seen = audit.on_append(seen.append)
+    stop_broken = audit.on_append(broken)
+    try:
+        row = audit.append(sqlite_engine, KEY, audit.AuditRecord(action=audit.AuditAction.READ))
+    finally:
+        stop_seen()
+        stop_broken()
+    assert [r.seq for r in seen] == [row.seq]
+    audit.append(sqlite_engine, KEY, audit.AuditRecord(action=audit.AuditAction.READ))
+    assert len(seen) == 1  # removed observers are not called again
