@@ -1,0 +1,1 @@
+"""Analytics: mirror rows, typed DataFrames and KPI functions (plain pandas, no Streamlit)."""
