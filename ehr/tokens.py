@@ -48,9 +48,9 @@ from ehr.oauth import (
     RESOURCE_TYPE,
     OAuthClientConfig,
     append_audit,
-    request_refresh,
     same_ehr,
 )
+from ehr.oauth_endpoints import request_refresh
 from ehr.policy import Principal
 from storage.audit import AuditAction, AuditOutcome, AuditRecord
 from storage.crypto import Cipher

@@ -478,28 +478,52 @@ def load_tokens(
             return NeedsReconnect(connection_id, REASON_NOT_CONNECTED)
         if row.needs_reauth:
             return NeedsReconnect(connection_id, row.reauth_reason or REASON_NOT_CONNECTED)
-        if row.access_token_ciphertext is None:
-            return NeedsReconnect(connection_id, REASON_NOT_CONNECTED)
         try:
-            access = cipher.decrypt_secret(row.access_token_ciphertext)
-            refresh = (
-                None
-                if row.refresh_token_ciphertext is None
-                else cipher.decrypt_secret(row.refresh_token_ciphertext)
-            )
+            tokens = _decrypted(row, cipher)
         except DecryptionError:
             logger.warning("stored tokens of EHR connection %s could not be decrypted", row.id)
             _set_needs_reauth(session, connection_id, REASON_DECRYPT_FAILED)
             return NeedsReconnect(connection_id, REASON_DECRYPT_FAILED, newly_marked=True)
-        return TokenSet(
-            connection_id=row.id,
-            access_token=access,
-            refresh_token=refresh,
-            token_type=row.token_type,
-            scopes=_split(row.scopes),
-            expires_at=_as_utc_or_none(row.expires_at),
-            version=row.version,
-        )
+        if tokens is None:
+            return NeedsReconnect(connection_id, REASON_NOT_CONNECTED)
+        return tokens
+
+
+def load_tokens_for_revocation(
+    bind: Engine | Session, cipher: Cipher, connection_id: int
+) -> TokenSet | None:
+    """Decrypt a connection's stored tokens whatever its ``needs_reauth`` flag, for revocation only.
+
+    ``load_tokens`` withholds the tokens of a flagged connection so nothing uses them, but after
+    ``invalid_grant`` the access token may still be live upstream for hours, and disconnecting
+    must revoke it (TK-04). Never use the result to call the API. Read-only: returns None for an
+    unknown connection, one without stored tokens, or ciphertext no configured key opens.
+    """
+    with unit_of_work(bind) as session:
+        row = _fetch_connection(session, connection_id)
+        if row is None:
+            return None
+        try:
+            return _decrypted(row, cipher)
+        except DecryptionError:
+            logger.warning("stored tokens of EHR connection %s could not be decrypted", row.id)
+            return None
+
+
+def _decrypted(row: EHRConnection, cipher: Cipher) -> TokenSet | None:
+    """The row's tokens (None if it holds none); ``DecryptionError`` if a ciphertext won't open."""
+    access, refresh = row.access_token_ciphertext, row.refresh_token_ciphertext
+    if row.id is None or access is None:
+        return None
+    return TokenSet(
+        connection_id=row.id,
+        access_token=cipher.decrypt_secret(access),
+        refresh_token=None if refresh is None else cipher.decrypt_secret(refresh),
+        token_type=row.token_type,
+        scopes=_split(row.scopes),
+        expires_at=_as_utc_or_none(row.expires_at),
+        version=row.version,
+    )
 
 
 def lock_connection_for_refresh(session: Session, connection_id: int) -> bool:

@@ -34,6 +34,7 @@ from ehr.errors import (
     NotConnectedError,
     OAuthAuthorizationFailed,
     OAuthCallbackRejected,
+    ReauthorizationRequiredError,
     UnsafeRedirectError,
     UpstreamUnavailableError,
 )
@@ -42,9 +43,9 @@ from ehr.oauth import (
     OAuthClientConfig,
     begin_authorization,
     complete_authorization,
-    request_refresh,
     revoke_and_disconnect,
 )
+from ehr.oauth_endpoints import request_refresh
 from ehr.policy import Principal
 from ehr.redaction import QUIET_LOGGERS
 from ehr.sandbox.clinic import Clinic, ClinicConfig, generate_clinic
@@ -64,6 +65,7 @@ from storage.tokens import (
     expires_at_from,
     load_tokens,
     save_connection_tokens,
+    save_refreshed_tokens,
 )
 from tests.ehr.stub_server import StubServer, json_answer
 
@@ -468,6 +470,13 @@ def test_the_exchange_fails_when_the_code_was_bound_to_another_verifier(env: Env
     assert (row.outcome, details(row)) == ("ERROR", {"error_code": "invalid_grant"})
 
 
+@pytest.mark.parametrize("module", ["ehr/oauth.py", "ehr/oauth_endpoints.py"])
+def test_the_oauth_modules_never_mention_the_plain_pkce_method(module: str) -> None:
+    # OA-02: S256 only. Not even a comment may name the other method, so it cannot creep in.
+    source = (Path(__file__).resolve().parents[2] / module).read_text()
+    assert "plain" not in source.lower()
+
+
 # --------------------------------------------------------------------------- OA-04 / LG-01
 
 
@@ -654,6 +663,61 @@ def test_a_failed_upstream_revoke_still_disconnects_and_says_so(tmp_path: Path) 
         assert connection_count(running.engine) == 0
         [row] = audit_rows(running.engine, "EHR_DISCONNECT")
         assert details(row) == {"connection_id": result.connection_id, "revoke_ok": False}
+
+
+def test_a_connection_flagged_after_invalid_grant_still_has_its_tokens_revoked(env: Env) -> None:
+    # A refresh whose rotated pair was only half kept: the stored access token is live, the
+    # stored refresh token already retired upstream, so the next refresh meets invalid_grant.
+    connection_id = env.connect(now=T0).connection_id
+    issued = env.stored(connection_id)
+    assert issued.refresh_token is not None
+    rotated = request_refresh(env.config, issued.refresh_token, scopes=SCOPES, clock=FakeClock(T0))
+    half_kept = TokenGrant(
+        access_token=rotated.access_token,
+        refresh_token=issued.refresh_token,
+        token_type=rotated.token_type,
+        scopes=rotated.scopes,
+        expires_at=rotated.expires_at,
+        obtained_at=rotated.obtained_at,
+    )
+    save_refreshed_tokens(env.engine, env.cipher, connection_id, half_kept)
+    with pytest.raises(ReauthorizationRequiredError):
+        env.tokens(connection_id, clock=FakeClock(T0 + timedelta(days=3))).access_token()
+    status = connection_status(env.engine, connection_id)
+    assert status is not None
+    assert (status.needs_reauth, status.reauth_reason) == (True, "invalid_grant")
+    assert env.accepted(rotated.access_token.reveal())  # the gap: live upstream, unusable here
+
+    assert revoke_and_disconnect(
+        env.engine, env.cipher, env.config, connection_id, audit_key=AUDIT_KEY, actor=ADMIN
+    )
+
+    assert env.requests_to("POST", "/o/revoke_token/") == 2
+    assert not env.accepted(rotated.access_token.reveal())
+    assert connection_count(env.engine) == 0
+    [row] = audit_rows(env.engine, "EHR_DISCONNECT")
+    assert details(row) == {"connection_id": connection_id, "revoke_ok": True}
+
+
+def test_unreadable_tokens_are_not_revoked_but_the_connection_is_deleted(env: Env) -> None:
+    result = env.connect()
+    access = env.stored(result.connection_id).access_token
+    not_our_key = Cipher([Fernet.generate_key()])
+
+    revoked = revoke_and_disconnect(
+        env.engine, not_our_key, env.config, result.connection_id, audit_key=AUDIT_KEY, actor=ADMIN
+    )
+
+    assert revoked is False
+    assert env.requests_to("POST", "/o/revoke_token/") == 0
+    assert env.accepted(access.reveal())  # nothing could be sent, so upstream still honours it
+    assert connection_count(env.engine) == 0
+    [row] = audit_rows(env.engine, "EHR_DISCONNECT")
+    assert details(row) == {
+        "connection_id": result.connection_id,
+        "revoke_ok": False,
+        "revoke_skipped": "no_readable_tokens",
+    }
 
 
 def test_disconnecting_an_unknown_connection_is_not_connected(env: Env) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import pytest
 from cryptography.fernet import Fernet
 
-import ehr.oauth
+import ehr.oauth_endpoints
 import ehr.tokens
 from ehr.errors import (
     ConfigurationError,
@@ -317,7 +317,8 @@ def test_token_endpoint_failures_leave_the_connection_usable(
     answer: Answer,
     error: type[Exception],
 ) -> None:
-    monkeypatch.setattr(ehr.oauth, "REFRESH_TIMEOUT_S", (1.0, 0.3))  # keep the timeout case fast
+    # Keep the timeout case fast.
+    monkeypatch.setattr(ehr.oauth_endpoints, "REFRESH_TIMEOUT_S", (1.0, 0.3))
     stub, env = stub_env
     stub.add("POST", "/o/token/", answer)
     connection_id = store_connection(env.engine, env.cipher, stub.base_url)

@@ -46,6 +46,7 @@ from storage.tokens import (
     expires_at_from,
     list_connections,
     load_tokens,
+    load_tokens_for_revocation,
     lock_connection_for_refresh,
     mark_needs_reauth,
     rotate_keys,
@@ -311,6 +312,59 @@ def test_needs_reauth_reason_is_a_short_code(engine, cipher):
     assert load_tokens(engine, cipher, saved.connection_id) == NeedsReconnect(
         saved.connection_id, "invalid_grant"
     )
+
+
+def test_a_flagged_connections_tokens_are_handed_out_for_revocation_only(engine, cipher):
+    # TK-04: after invalid_grant the access token may still be live upstream; disconnect must
+    # be able to revoke it although nothing may use it any more.
+    saved = save_connection_tokens(engine, cipher, _grant(), _profile())
+    assert mark_needs_reauth(engine, saved.connection_id, "invalid_grant")
+
+    assert load_tokens(engine, cipher, saved.connection_id) == NeedsReconnect(
+        saved.connection_id, "invalid_grant"
+    )
+    tokens = load_tokens_for_revocation(engine, cipher, saved.connection_id)
+
+    assert isinstance(tokens, TokenSet)
+    assert tokens.connection_id == saved.connection_id
+    assert tokens.access_token.reveal() == AT
+    assert tokens.refresh_token is not None
+    assert tokens.refresh_token.reveal() == RT
+    status = connection_status(engine, saved.connection_id)
+    assert status is not None
+    assert (status.needs_reauth, status.reauth_reason) == (True, "invalid_grant")  # untouched
+
+
+def test_nothing_stored_means_nothing_to_revoke(engine, cipher):
+    saved = save_connection_tokens(engine, cipher, _grant(), _profile())
+    assert delete_connection_tokens(engine, saved.connection_id)
+    assert load_tokens_for_revocation(engine, cipher, saved.connection_id) is None
+    assert load_tokens_for_revocation(engine, cipher, 999) is None
+
+
+@pytest.mark.parametrize("column", ["access_token_ciphertext", "refresh_token_ciphertext"])
+def test_undecryptable_tokens_are_none_for_revocation_and_not_flagged(
+    engine, cipher, caplog, column
+):
+    saved = save_connection_tokens(engine, cipher, _grant(), _profile())
+    _corrupt(engine, saved.connection_id, column)
+    with caplog.at_level(logging.DEBUG):
+        result = load_tokens_for_revocation(engine, cipher, saved.connection_id)
+    assert result is None
+    assert AT not in caplog.text
+    assert RT not in caplog.text
+    assert "Traceback" not in caplog.text
+    # Read-only: flagging is load_tokens's job (it writes the audit row that goes with it).
+    status = connection_status(engine, saved.connection_id)
+    assert status is not None
+    assert not status.needs_reauth
+
+
+def test_tokens_under_a_key_not_configured_are_none_for_revocation(engine, cipher):
+    saved = save_connection_tokens(engine, cipher, _grant(), _profile())
+    other = Cipher([Fernet.generate_key()])
+    assert load_tokens_for_revocation(engine, other, saved.connection_id) is None
+    assert isinstance(load_tokens_for_revocation(engine, cipher, saved.connection_id), TokenSet)
 
 
 def test_delete_tokens_keeps_row_and_unknown_connection_is_not_connected(engine, cipher):
