@@ -15,11 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
 from ehr.services import accounts, connection
 from ehr.services.accounts import SignedInSession
 from ehr.services.gateway import Caller
+from storage import passwords
 from ui import wiring
 from ui.session import TEST_TOKEN_KEY
 
@@ -34,6 +36,11 @@ def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A demo-mode configuration on an empty data directory; resources reset around the test."""
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SANDBOX_PATIENTS", "60")
+    # Page tests sign in many accounts; the password hashing itself is tested in
+    # tests/storage with the real parameters, so here a cheap argon2id keeps setup fast.
+    monkeypatch.setattr(
+        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
     for name in ("DATABASE_URL", "DRCHRONO_CLIENT_ID", "DRCHRONO_CLIENT_SECRET"):
         monkeypatch.delenv(name, raising=False)
     wiring.reset()
