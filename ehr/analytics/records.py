@@ -5,7 +5,8 @@ batch of them encrypts as one blob and loads straight into a DataFrame. Conventi
 stored rows stay readable across versions:
 
 * money is **integer cents** (``Decimal("12.30")`` → ``1230``; KPIs aggregate integers, never
-  ``Decimal`` objects — see issue 7's measurements); an unreadable amount stays ``None``;
+  ``Decimal`` objects — see issue 7's measurements); an unreadable amount stays ``None``; a
+  ``Decimal`` that is not money (a line item's ``quantity``, in units) is a float;
 * dates are ISO ``YYYY-MM-DD``; datetimes ISO 8601 in UTC;
 * enums are their value; an ``Other`` (an upstream value the app does not know) is its raw text;
 * tuples become lists; nested status transitions become lists of small dicts.
@@ -25,7 +26,7 @@ from typing import Any, Final
 from ehr.models import Appointment, Other, StatusTransition
 from ehr.models_billing import LineItem, PatientPayment, Transaction
 
-__all__ = ["EXCLUDED_FIELDS", "Row", "cents", "to_row"]
+__all__ = ["EXCLUDED_FIELDS", "UNIT_FIELDS", "Row", "cents", "to_row"]
 
 Row = dict[str, Any]
 Mirrored = LineItem | Transaction | PatientPayment | Appointment
@@ -33,6 +34,8 @@ Mirrored = LineItem | Transaction | PatientPayment | Appointment
 # Fields never written to the mirror: free text that can name conditions or people.
 EXCLUDED_FIELDS: Final = frozenset({"reason", "description", "adjustment_reason"})
 _CENT: Final = Decimal("0.01")
+# Decimal fields that count units, not money.
+UNIT_FIELDS: Final = frozenset({"quantity"})
 
 
 def cents(amount: Decimal | None) -> int | None:
@@ -68,8 +71,13 @@ def _value(value: object) -> Any:
 
 def to_row(record: Mirrored) -> Row:
     """The mirror row of a billing or scheduling record (see the module docstring)."""
-    return {
-        f.name: _value(getattr(record, f.name))
-        for f in dataclasses.fields(record)
-        if f.name not in EXCLUDED_FIELDS
-    }
+    row: Row = {}
+    for f in dataclasses.fields(record):
+        if f.name in EXCLUDED_FIELDS:
+            continue
+        value = getattr(record, f.name)
+        if f.name in UNIT_FIELDS and isinstance(value, Decimal):
+            row[f.name] = float(value)
+        else:
+            row[f.name] = _value(value)
+    return row

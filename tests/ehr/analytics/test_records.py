@@ -35,6 +35,7 @@ def test_a_line_item_row_is_json_ready_and_keeps_no_free_text():
         code="99213",
         description="Office visit for chest pain",
         price=Decimal("150.00"),
+        quantity=Decimal("2"),
         balance_ins=Decimal("20.10"),
         claim_status=Other("Payer Pending Review"),
         modifiers=("25",),
@@ -43,6 +44,7 @@ def test_a_line_item_row_is_json_ready_and_keeps_no_free_text():
     row = to_row(item)
     json.dumps(row)  # plain JSON values only
     assert row["price"] == 15000
+    assert row["quantity"] == 2.0  # units, not cents
     assert row["balance_ins"] == 2010
     assert row["claim_status"] == "Payer Pending Review"
     assert row["modifiers"] == ["25"]
