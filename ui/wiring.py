@@ -186,7 +186,16 @@ def ehr_backend() -> EHRBackend:
 
 def new_gateway(caller: Caller) -> Gateway:
     """A gateway for one browser session (its own cache), bound to ``caller``."""
-    return Gateway(caller, app_engine(), app_settings().audit_hmac_key, backend=ehr_backend)
+    settings = app_settings()
+    return Gateway(
+        caller,
+        app_engine(),
+        settings.audit_hmac_key,
+        backend=ehr_backend,
+        cipher=cipher(),
+        calls_per_hour=settings.api_calls_per_hour,
+        sync_budget_share=settings.sync_budget_share,
+    )
 
 
 def health_report() -> dict[str, Any]:

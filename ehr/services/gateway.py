@@ -40,6 +40,7 @@ from ehr.policy import Action, PermissionDenied, Principal, authorize
 from ehr.transport import new_correlation_id
 from storage import audit
 from storage.audit import AuditAction, AuditOutcome, AuditRecord
+from storage.crypto import Cipher
 
 __all__ = [
     "CACHE_MAX_ENTRIES",
@@ -154,6 +155,11 @@ class Gateway:
     audit_key: bytes = field(repr=False)
     backend: Callable[[], EHRBackend]
     cache: SessionCache = field(default_factory=SessionCache)
+    # The storage cipher, for services that read encrypted tables (the analytics mirror).
+    cipher: Cipher | None = field(default=None, repr=False)
+    # The EHR's hourly call budget and the share background sync may use (from settings).
+    calls_per_hour: int = 500
+    sync_budget_share: float = 0.6
 
     def record(self, record: AuditRecord) -> None:
         """Append one audit row; ``AuditWriteError`` (of the EHR tree) when it cannot be written."""

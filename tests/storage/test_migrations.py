@@ -66,7 +66,7 @@ def test_upgrade_matches_models(db_url):
         assert _app_tables(engine) == set(SQLModel.metadata.tables)
         upgrade_schema(engine)  # at head: nothing to do
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     finally:
         engine.dispose()
 

@@ -1,0 +1,125 @@
+"""The analytics mirror as pages see it: sync status and steps for admins, frames for analytics.
+
+Billing and scheduling analytics never call the EHR per page view (DESIGN.md §4): they load the
+encrypted local mirror that ``ehr.sync.MirrorSync`` fills. Admins see the sync's progress and
+run a bounded step of it (Settings' "sync now", or a background job acting as an admin); both
+are audited like any service. Loading decrypts the mirror and builds typed frames with
+``ehr.analytics.frames``; the rows hold ids, codes, amounts and dates only.
+
+The sync spends from the connection's shared hourly budget (``storage.tokens.budget_state``),
+found here as the newest connected EHR connection, with DrChrono's default limit: the gateway
+does not carry the deployment's configured limit, so a lower ``API_CALLS_PER_HOUR`` is still
+enforced by the transport's budget gate, and the sync's share is taken of the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ehr.analytics import frames
+from ehr.errors import ConfigurationError, NotConnectedError
+from ehr.policy import Action
+from ehr.services.gateway import Gateway, service
+from ehr.sync import BudgetProbe, MirrorSync, StepResult, SyncProgress
+from storage import mirror, tokens
+from storage.audit import AuditAction
+from storage.crypto import Cipher
+
+__all__ = [
+    "BillingFrames",
+    "load_billing_frames",
+    "load_schedule_frame",
+    "run_sync_step",
+    "sync_status",
+]
+
+
+@dataclass(frozen=True)
+class BillingFrames:
+    """The billing mirror as typed frames (see ``ehr.analytics.frames`` for the columns)."""
+
+    line_items: pd.DataFrame
+    transactions: pd.DataFrame
+    patient_payments: pd.DataFrame
+
+
+def _cipher(gw: Gateway) -> Cipher:
+    if gw.cipher is None:  # the composition root always sets it; a bare gateway cannot decrypt
+        raise ConfigurationError(details={"missing": "cipher"})
+    return gw.cipher
+
+
+def _budget_probe(gw: Gateway) -> BudgetProbe:
+    connected = [c for c in tokens.list_connections(gw.engine) if c.connected]
+    if not connected:
+        raise NotConnectedError()
+    connection_id = connected[-1].connection_id
+    limit = gw.calls_per_hour
+
+    def probe() -> tuple[int, int]:
+        return tokens.budget_state(gw.engine, connection_id, limit).calls, limit
+
+    return probe
+
+
+def _sync(gw: Gateway) -> MirrorSync:
+    return MirrorSync(
+        gw.backend(),
+        gw.engine,
+        _cipher(gw),
+        _budget_probe(gw),
+        share=gw.sync_budget_share,
+        calls_per_hour=gw.calls_per_hour,
+    )
+
+
+@service(Action.ADMIN, AuditAction.READ, "mirror_sync", "metadata")
+def sync_status(gw: Gateway) -> SyncProgress:
+    """Records, requests, phase and estimated time left of the mirror sync, per kind.
+
+    Raises ``NotConnectedError`` when no EHR is connected and ``ConfigurationError`` when the
+    gateway has no cipher.
+    """
+    return _sync(gw).progress()
+
+
+@service(
+    Action.ADMIN,
+    AuditAction.READ,
+    "mirror_sync",
+    "billing",
+    describe=lambda args: {"max_requests": args["max_requests"]},
+)
+def run_sync_step(gw: Gateway, max_requests: int) -> StepResult:
+    """Sync the mirror with at most ``max_requests`` EHR calls (and the sync's budget share).
+
+    Returns why it stopped (``paused_until`` when the budget share is used). Transient
+    upstream failures end the step cleanly; other ``EHRError``s (reconnect needed, forbidden)
+    are raised after being recorded in the sync state.
+    """
+    return _sync(gw).step(max_requests)
+
+
+@service(Action.BILLING_READ, AuditAction.READ, "billing_mirror", "billing")
+def load_billing_frames(gw: Gateway) -> BillingFrames:
+    """Line items, insurance transactions and patient payments from the mirror, as frames.
+
+    No EHR call. Raises ``ConfigurationError`` when the gateway has no cipher.
+    """
+    cipher = _cipher(gw)
+    return BillingFrames(
+        line_items=frames.line_items_frame(mirror.load_rows(gw.engine, cipher, "line_item")),
+        transactions=frames.transactions_frame(mirror.load_rows(gw.engine, cipher, "transaction")),
+        patient_payments=frames.patient_payments_frame(
+            mirror.load_rows(gw.engine, cipher, "patient_payment")
+        ),
+    )
+
+
+@service(Action.APPOINTMENT_READ, AuditAction.READ, "schedule_mirror", "scheduling")
+def load_schedule_frame(gw: Gateway) -> pd.DataFrame:
+    """Mirrored appointments (deleted ones left out) as a frame. No EHR call."""
+    rows = mirror.load_rows(gw.engine, _cipher(gw), "appointment")
+    return frames.appointments_frame(rows)
