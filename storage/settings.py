@@ -87,6 +87,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SESSION_ABSOLUTE_HOURS", "12", "Sign-in session absolute lifetime, hours."),
     Setting("API_CALLS_PER_HOUR", "500", "DrChrono's hourly call budget per application."),
     Setting("SYNC_BUDGET_SHARE", "0.6", "Share of the hourly budget the mirror backfill may use."),
+    Setting(
+        "SYNC_INTERVAL_MINUTES",
+        "15",
+        "Minutes between background refreshes of the analytics mirror; 0 turns them off.",
+    ),
     Setting("SANDBOX_SEED", "7", "Demo mode: seed of the synthetic clinic."),
     Setting("SANDBOX_PATIENTS", "1500", "Demo mode: number of synthetic patients."),
     Setting("LOG_LEVEL", "INFO", "Log level of the app's own loggers."),
@@ -122,6 +127,7 @@ class Settings:
     session_absolute_hours: int
     api_calls_per_hour: int
     sync_budget_share: float
+    sync_interval_minutes: int
     sandbox_seed: int
     sandbox_patients: int
     log_level: str
@@ -153,6 +159,7 @@ def _display_value(st: Settings, key: str) -> str:
         "SESSION_ABSOLUTE_HOURS": st.session_absolute_hours,
         "API_CALLS_PER_HOUR": st.api_calls_per_hour,
         "SYNC_BUDGET_SHARE": st.sync_budget_share,
+        "SYNC_INTERVAL_MINUTES": st.sync_interval_minutes,
         "SANDBOX_SEED": st.sandbox_seed,
         "SANDBOX_PATIENTS": st.sandbox_patients,
         "LOG_LEVEL": st.log_level,
@@ -323,6 +330,7 @@ def load_settings(
         session_absolute_hours=_int("SESSION_ABSOLUTE_HOURS", get("SESSION_ABSOLUTE_HOURS"), 1),
         api_calls_per_hour=_int("API_CALLS_PER_HOUR", get("API_CALLS_PER_HOUR"), 1),
         sync_budget_share=share,
+        sync_interval_minutes=_int("SYNC_INTERVAL_MINUTES", get("SYNC_INTERVAL_MINUTES"), 0),
         sandbox_seed=_int("SANDBOX_SEED", get("SANDBOX_SEED"), 0),
         sandbox_patients=_int("SANDBOX_PATIENTS", get("SANDBOX_PATIENTS"), 1),
         log_level=get("LOG_LEVEL").upper() or "INFO",

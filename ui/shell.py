@@ -65,6 +65,7 @@ def run() -> None:
         st.title("Clinic EHR Dashboard")
         st.error(f"The app cannot start: {exc}. Fix the configuration and restart.")
         st.stop()
+    wiring.background_sync()  # started once per process; keeps the analytics mirror fresh
     caller = session.current_caller()
     if isinstance(caller, SessionEnded):
         _signed_out(caller)

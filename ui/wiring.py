@@ -35,6 +35,7 @@ from ehr.services.accounts import AccountStore
 from ehr.services.admin import SandboxAdmin
 from ehr.services.connection import Connector, connection_summary, current_connection
 from ehr.services.gateway import Caller, Gateway
+from ehr.sync_scheduler import SyncScheduler, run_background_step
 from ehr.tokens import ConnectionTokens
 from ehr.transport import EHRTransport
 from storage import audit, audit_chain
@@ -184,6 +185,32 @@ def ehr_backend() -> EHRBackend:
         return cached[1]
 
 
+def _background_sync_step() -> None:
+    conn = connector()
+    status = current_connection(conn)
+    if status is None or not status.connected or status.needs_reauth:
+        return
+    settings = app_settings()
+    run_background_step(
+        ehr_backend(),
+        conn.engine,
+        conn.cipher,
+        conn.audit_key,
+        connection_id=status.connection_id,
+        calls_per_hour=settings.api_calls_per_hour,
+        share=settings.sync_budget_share,
+    )
+
+
+@functools.cache
+def background_sync() -> SyncScheduler | None:
+    """Start, once per process, the scheduler that keeps the analytics mirror fresh."""
+    minutes = app_settings().sync_interval_minutes
+    if minutes <= 0:
+        return None
+    return SyncScheduler(_background_sync_step, interval_s=minutes * 60.0).start()
+
+
 def new_gateway(caller: Caller) -> Gateway:
     """A gateway for one browser session (its own cache), bound to ``caller``."""
     settings = app_settings()
@@ -224,6 +251,9 @@ def reset() -> None:
         for transport, _backend in _transports.values():
             transport.close()
         _transports.clear()
+    scheduler = background_sync() if background_sync.cache_info().currsize else None
+    if scheduler is not None:
+        scheduler.stop()
     sandbox = demo_sandbox() if demo_sandbox.cache_info().currsize else None
     if sandbox is not None:
         sandbox.stop()
@@ -232,7 +262,15 @@ def reset() -> None:
         engine.dispose()
     while _stop_anchoring:
         _stop_anchoring.pop()()
-    for cached in (app_settings, app_engine, cipher, account_store, demo_sandbox, connector):
+    for cached in (
+        app_settings,
+        app_engine,
+        cipher,
+        account_store,
+        demo_sandbox,
+        connector,
+        background_sync,
+    ):
         cached.cache_clear()
 
 

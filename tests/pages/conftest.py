@@ -36,6 +36,7 @@ def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A demo-mode configuration on an empty data directory; resources reset around the test."""
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SANDBOX_PATIENTS", "60")
+    monkeypatch.setenv("SYNC_INTERVAL_MINUTES", "0")  # tests run sync steps themselves
     # Page tests sign in many accounts; the password hashing itself is tested in
     # tests/storage with the real parameters, so here a cheap argon2id keeps setup fast.
     monkeypatch.setattr(
