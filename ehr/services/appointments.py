@@ -1,14 +1,17 @@
 """Appointment services: the schedule, booking, rescheduling and status changes.
 
 Results pass through ``scoping`` so a role never receives appointment fields it may not read.
+An edit's ``expected`` record is therefore a scoped one, and is compared like with like.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
+from ehr.errors import ChangedUpstreamError
 from ehr.models import (
     Appointment,
     AppointmentChanges,
@@ -29,6 +32,9 @@ __all__ = [
     "set_appointment_status",
     "update_appointment",
 ]
+
+# Listings omit the status history (a verbose-only field): its absence is never a change.
+_NOT_COMPARED: Final = frozenset({"status_transitions"})
 
 
 def _range(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,9 +130,30 @@ def update_appointment(
     allow_overlap: bool = False,
     expected: Appointment | None = None,
 ) -> None:
-    """Reschedule or otherwise change only the given fields."""
-    gw.backend().update_appointment(
+    """Reschedule or otherwise change only the given fields.
+
+    ``expected`` is the appointment as this caller was shown it (scoped to their role). When
+    the fields they can see differ upstream, raises ``ChangedUpstreamError`` and sends nothing;
+    also ``NotFoundError``, ``OverlappingAppointmentError`` and ``ValidationFailedError``.
+    """
+    backend = gw.backend()
+    if expected is not None:
+        current = backend.get_appointment(appointment_id)
+        if not _same_as_shown(scope_appointment(gw.caller.principal, current), expected):
+            raise ChangedUpstreamError(details={"resource": "appointment", "id": appointment_id})
+        # The backend compares every field, including those this role never received; the
+        # record just read stands in for them, and the backend still re-checks it.
+        expected = current
+    backend.update_appointment(
         appointment_id, changes, allow_overlap=allow_overlap, expected=expected
+    )
+
+
+def _same_as_shown(current: Appointment, shown: Appointment) -> bool:
+    return all(
+        getattr(current, f.name) == getattr(shown, f.name)
+        for f in dataclasses.fields(current)
+        if f.name not in _NOT_COMPARED
     )
 
 
