@@ -37,7 +37,7 @@ class Setting:
 # Scopes the dashboard needs (drchrono.md section 1.4); always sent explicitly.
 _DEFAULT_SCOPES = (
     "user:read patients:read patients:write calendar:read calendar:write "
-    "clinical:read clinical:write billing:read billing:patient-payment:read "
+    "clinical:read clinical:write labs:read billing:read billing:patient-payment:read "
     "billing:patient-payment:write"
 )
 

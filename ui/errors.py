@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import tzinfo
+from types import TracebackType
 from typing import Final
 
 import streamlit as st
@@ -60,14 +59,28 @@ def show_error(exc: BaseException, *, tz: tzinfo | None = None, is_admin: bool =
     return ref
 
 
-@contextmanager
-def guarded(*, tz: tzinfo | None = None, is_admin: bool = False) -> Iterator[None]:
+class guarded:
     """Run a block of a page; any error is shown with ``show_error`` instead of a traceback.
 
-    Streamlit's own control flow (``st.stop``, ``st.rerun``, ``st.switch_page``) raises
-    ``BaseException`` subclasses, which pass through untouched.
+    Reusable: one ``guarded(...)`` may wrap several ``with`` blocks. Streamlit's own control
+    flow (``st.stop``, ``st.rerun``, ``st.switch_page``) raises ``BaseException`` subclasses,
+    which pass through untouched.
     """
-    try:
-        yield
-    except Exception as exc:
-        show_error(exc, tz=tz, is_admin=is_admin)
+
+    def __init__(self, *, tz: tzinfo | None = None, is_admin: bool = False) -> None:
+        self._tz = tz
+        self._is_admin = is_admin
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        show_error(exc, tz=self._tz, is_admin=self._is_admin)
+        return True

@@ -57,22 +57,43 @@ def _client_ip() -> str | None:
     return ip if isinstance(ip, str) else None
 
 
+def _forget_everything(keep: tuple[str, ...] = ()) -> None:
+    """Drop every session_state entry (pages keep PHI there: an opened patient, a draft)."""
+    for key in list(st.session_state.keys()):
+        if key not in keep:
+            del st.session_state[key]
+
+
 def current_caller() -> Caller | SessionEnded:
-    """The signed-in caller for this rerun, or why there is none. Also cached for the rerun."""
+    """The signed-in caller for this rerun, or why there is none. Also cached for the rerun.
+
+    When the session has ended (sign-out, timeout, disabled account) or another user signed in
+    in this browser session, everything pages kept in ``st.session_state`` is dropped first,
+    so no PHI outlives the session that fetched it (SECURITY.md SS-01, CA-01).
+    """
     result = accounts.resume_session(wiring.account_store(), _token(), client_ip=_client_ip())
     if isinstance(result, Caller):
+        previous = st.session_state.get(_CALLER_KEY)
+        if isinstance(previous, Caller) and (
+            previous.principal != result.principal or previous.session_ref != result.session_ref
+        ):
+            _forget_everything(keep=(TEST_TOKEN_KEY,))
         st.session_state[_CALLER_KEY] = result
     else:
-        st.session_state.pop(_CALLER_KEY, None)
-        st.session_state.pop(_GATEWAY_KEY, None)
+        _forget_everything()
     return result
 
 
 def current_caller_or_stop() -> Caller:
-    """For page scripts: the caller ``ui.shell`` validated at the top of this rerun."""
-    caller = st.session_state.get(_CALLER_KEY)
+    """For page scripts: the signed-in caller, validated again, or a sign-in prompt and stop.
+
+    ``ui.shell`` already checked the session at the top of this rerun; pages check again
+    because a page script can run without the shell (AppTest reruns a page file directly), and
+    a page must never trust a caller cached from an earlier rerun.
+    """
+    caller = current_caller()
     if not isinstance(caller, Caller):
-        st.warning("You are not signed in.")
+        st.warning("Your session has ended. Sign in again to continue.")
         nav_link("Sign in", "/session/sign-in")
         st.stop()
     return caller
@@ -99,5 +120,4 @@ def require_page(caller: Caller, action: Action, page: str) -> Gateway:
 def sign_out() -> None:
     """End the session server-side; the stale cookie is dropped by the sign-in page."""
     accounts.sign_out(wiring.account_store(), _token(), client_ip=_client_ip())
-    for key in (_GATEWAY_KEY, _CALLER_KEY, TEST_TOKEN_KEY):
-        st.session_state.pop(key, None)
+    _forget_everything()

@@ -8,6 +8,7 @@ audits (so the URL is not a way around the menu).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -30,14 +31,27 @@ _STATE_BADGES = {
 }
 
 
+def _only(render: Callable[[], None]) -> None:
+    """Show one screen through ``st.navigation`` with no menu.
+
+    Without an ``st.navigation`` call Streamlit falls back to listing every file in ``pages/``
+    in the sidebar, which a signed-out visitor must not see.
+    """
+    st.navigation(
+        [st.Page(render, title="Clinic EHR Dashboard", default=True)], position="hidden"
+    ).run()
+
+
 def _signed_out(ended: SessionEnded) -> None:
-    st.title("Clinic EHR Dashboard")
-    if ended.timed_out:
-        st.info("Your session ended after a period of inactivity. Sign in again to continue.")
-    else:
-        st.info("You are not signed in.")
-    nav_link("Sign in", "/session/sign-in")
-    st.stop()
+    def screen() -> None:
+        st.title("Clinic EHR Dashboard")
+        if ended.timed_out:
+            st.info("Your session ended after a period of inactivity. Sign in again to continue.")
+        else:
+            st.info("You are not signed in.")
+        nav_link("Sign in", "/session/sign-in")
+
+    _only(screen)
 
 
 def _header(caller: Caller) -> None:
@@ -51,9 +65,8 @@ def _header(caller: Caller) -> None:
                 "Demo mode: the embedded sandbox EHR with a synthetic clinic. Demo keys were "
                 "generated on this machine; never use them for real patient data."
             )
-        if st.button("Sign out", icon=":material/logout:", key="sign_out"):
-            session.sign_out()
-            st.rerun()
+        # A callback, so it runs first thing on the next rerun, whichever script that is.
+        st.button("Sign out", icon=":material/logout:", key="sign_out", on_click=session.sign_out)
 
 
 def run() -> None:
@@ -62,9 +75,14 @@ def run() -> None:
     try:
         wiring.app_settings()
     except wiring.SettingsError as exc:
-        st.title("Clinic EHR Dashboard")
-        st.error(f"The app cannot start: {exc}. Fix the configuration and restart.")
-        st.stop()
+        problem = str(exc)
+
+        def screen() -> None:
+            st.title("Clinic EHR Dashboard")
+            st.error(f"The app cannot start: {problem}. Fix the configuration and restart.")
+
+        _only(screen)
+        return
     wiring.background_sync()  # started once per process; keeps the analytics mirror fresh
     caller = session.current_caller()
     if isinstance(caller, SessionEnded):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ehr.services import accounts
 from ui import wiring
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,3 +53,24 @@ def test_home_shows_todays_schedule_once_connected(connected, open_app):
     labels = [m.label for m in at.metric]
     assert "Appointments today" in labels
     assert any("Data as of" in c.value for c in at.caption)
+
+
+def test_sign_out_drops_everything_the_session_kept(users, open_app):
+    at = open_app(users["front_desk"])
+    at.session_state["patients.opened"] = "phi kept by a page"
+    at.sidebar.button(key="sign_out").click().run()
+    assert not at.exception
+    assert "patients.opened" not in at.session_state
+    shown = [m.value for m in [*at.info, *at.warning]]
+    assert any("not signed in" in text or "session has ended" in text for text in shown)
+    assert accounts.resume_session(wiring.account_store(), users["front_desk"].token) == (
+        accounts.SessionEnded(timed_out=False)
+    )
+
+
+def test_an_expired_session_drops_page_state(users, open_app):
+    at = open_app(users["clinician"])
+    at.session_state["patients.opened"] = "phi kept by a page"
+    accounts.sign_out(wiring.account_store(), users["clinician"].token)
+    at.run()
+    assert "patients.opened" not in at.session_state
