@@ -9,11 +9,16 @@ session, which renders the app through ``ui.shell``.
 import streamlit as st
 from starlette.middleware import Middleware
 
-from ui import shell
+from ui import shell, wiring
 from ui.gate import SignInGate
 from ui.routes import routes
 
 if __name__ == "__main__":
     shell.run()
 else:
-    app = st.App("Home.py", routes=routes(), middleware=[Middleware(SignInGate)])
+    app = st.App(
+        "Home.py",
+        routes=routes(),
+        middleware=[Middleware(SignInGate)],
+        lifespan=wiring.lifespan,
+    )

@@ -10,11 +10,12 @@ here holds a user's data: each browser session gets its own ``Gateway`` from ``n
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -225,8 +226,29 @@ def new_gateway(caller: Caller) -> Gateway:
     )
 
 
+def _warm_up() -> None:
+    try:
+        connector()  # in demo mode this generates the synthetic clinic: seconds, not instant
+    except Exception as exc:  # the first page will show the problem; warm-up only logs it
+        log.error("warm-up failed: %s", type(exc).__name__)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_app: object) -> AsyncIterator[None]:
+    """``st.App`` lifespan: prepare the EHR connector in the background at server start.
+
+    So ``/api/health`` and the sign-in page answer at once while the demo clinic is generated.
+    """
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+    yield None
+
+
 def health_report() -> dict[str, Any]:
-    """``/api/health``: database reachable, EHR connection state. No PHI, no secrets."""
+    """``/api/health``: database reachable, EHR connection state. No PHI, no secrets.
+
+    Never waits for the EHR connector to be built: while it is (demo clinic generation at
+    start-up), the EHR state is reported as ``starting``.
+    """
     report: dict[str, Any] = {"time": datetime.now(UTC).isoformat(timespec="seconds")}
     try:
         with app_engine().connect() as db:
@@ -236,8 +258,9 @@ def health_report() -> dict[str, Any]:
         log.warning("health check: database unavailable (%s)", type(exc).__name__)
         report["database"] = "unavailable"
     try:
-        report["ehr"] = connection_summary(connector()).state
         report["demo_mode"] = app_settings().demo_mode
+        ready = connector.cache_info().currsize > 0
+        report["ehr"] = connection_summary(connector()).state if ready else "starting"
     except Exception as exc:
         log.warning("health check: EHR state unknown (%s)", type(exc).__name__)
         report["ehr"] = "unknown"
