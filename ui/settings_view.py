@@ -29,6 +29,7 @@ from ehr.services.audit_log import AuditFilter, ChainCheck, ExportPurpose, Purpo
 from ehr.services.connection import ConnectionSummary
 from ehr.services.gateway import Caller, Gateway
 from ui import wiring
+from ui.components import nav_link
 
 __all__ = [
     "audit_section",
@@ -157,7 +158,7 @@ def connection_section(caller: Caller, tz: tzinfo) -> None:
     st.markdown(f"**State:** {STATE_LABELS[summary.state]}")
     if summary.state == "not_connected":
         st.info("No EHR is connected. Connecting opens DrChrono's consent page.")
-        st.link_button("Connect the EHR", CONNECT_PATH, type="primary", icon=":material/link:")
+        nav_link("Connect the EHR", CONNECT_PATH)  # same tab: the OAuth round trip returns here
         _budget(summary, tz)
         return
     if summary.state == "needs_reconnect":
@@ -181,7 +182,8 @@ def connection_section(caller: Caller, tz: tzinfo) -> None:
         "shortly before it expires."
     )
     buttons = st.container(horizontal=True)
-    buttons.link_button("Reconnect", CONNECT_PATH, icon=":material/sync_lock:")
+    with buttons:
+        nav_link("Reconnect", CONNECT_PATH, primary=False)
     if summary.state == "connected" and buttons.button(
         "Refresh token now", key="settings.refresh", icon=":material/refresh:"
     ):

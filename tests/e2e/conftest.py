@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT_S = 90.0
 ADMIN_PASSWORD = "correct horse battery staple 9"
+DEMO_PATIENTS = 80
 
 
 def _free_port() -> int:
@@ -52,7 +53,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         **os.environ,
         "DATA_DIR": str(data_dir),
         "APP_BASE_URL": url,
-        "SANDBOX_PATIENTS": "80",
+        "SANDBOX_PATIENTS": str(DEMO_PATIENTS),
         "LOG_LEVEL": "DEBUG",
     }
     for name in ("DATABASE_URL", "DRCHRONO_CLIENT_ID", "DRCHRONO_CLIENT_SECRET"):
