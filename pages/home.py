@@ -5,9 +5,9 @@ from datetime import datetime
 import streamlit as st
 
 from ehr.policy import Action
-from ehr.services import appointments, connection
+from ehr.services import appointments, connection, patients, practice
 from ui import session, shell, wiring
-from ui.components import IN_CLINIC, nav_link, status_counts
+from ui.components import IN_CLINIC, in_clinic_rows, nav_link, status_counts
 from ui.errors import guarded
 
 caller = session.current_caller_or_stop()
@@ -42,7 +42,20 @@ with guarded(tz=tz, is_admin=shell.is_admin(caller)):
         "No-shows and cancellations", counts.get("No show", 0) + counts.get("Cancelled", 0)
     )
     if total:
-        st.bar_chart(counts, horizontal=True, x_label="appointments", y_label="status")
+        chart, waiting = st.columns([3, 2])
+        chart.bar_chart(counts, horizontal=True, x_label="appointments", y_label="status")
+        here = [a for a in day.items if a.status in IN_CLINIC and not a.is_break]
+        with waiting:
+            st.markdown("**In the clinic now**")
+            if here:
+                # One cached walk of the patient list and one doctor list: no per-row calls.
+                names = patients.patient_directory(gw).by_id
+                doctors = {d.id: d.display_name for d in practice.list_doctors(gw).items}
+                st.dataframe(
+                    in_clinic_rows(here, names, doctors, tz), hide_index=True, width="stretch"
+                )
+            else:
+                st.caption("Nobody is checked in right now.")
     else:
         st.info("No appointments are booked for today.")
     if day.truncated:

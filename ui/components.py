@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import tzinfo
 from typing import Final
 
 import streamlit as st
 
-from ehr.models import Appointment, AppointmentStatus, Other
+from ehr.models import Appointment, AppointmentStatus, Other, Patient
 
-__all__ = ["STATUS_COLOURS", "STATUS_LABELS", "nav_link", "status_counts", "status_label"]
+__all__ = [
+    "IN_CLINIC",
+    "STATUS_COLOURS",
+    "STATUS_LABELS",
+    "in_clinic_rows",
+    "nav_link",
+    "status_counts",
+    "status_label",
+]
 
 # Front-desk wording, in the order a visit moves through the day.
 STATUS_LABELS: Final[dict[AppointmentStatus, str]] = {
@@ -58,6 +67,30 @@ def status_label(status: AppointmentStatus | Other) -> str:
     if isinstance(status, Other):
         return status.raw
     return STATUS_LABELS.get(status, status.value)
+
+
+def in_clinic_rows(
+    appointments: Iterable[Appointment],
+    patients: Mapping[int, Patient],
+    doctors: Mapping[int, str],
+    tz: tzinfo,
+) -> list[dict[str, str]]:
+    """Rows for the front desk's "in the clinic now" list, earliest first, as plain text."""
+    rows = []
+    for a in sorted(appointments, key=lambda a: (a.scheduled_time is None, a.scheduled_time)):
+        patient = patients.get(a.patient_id) if a.patient_id is not None else None
+        name = ""
+        if patient is not None:
+            name = " ".join(p for p in (patient.first_name, patient.last_name) if p)
+        rows.append(
+            {
+                "Time": f"{a.scheduled_time.astimezone(tz):%H:%M}" if a.scheduled_time else "—",
+                "Patient": name or (f"Patient {a.patient_id}" if a.patient_id else "—"),
+                "Doctor": doctors.get(a.doctor_id, f"Doctor {a.doctor_id}"),
+                "Status": status_label(a.status),
+            }
+        )
+    return rows
 
 
 def status_counts(appointments: Iterable[Appointment]) -> dict[str, int]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ehr.services import accounts
+from ehr.models import AppointmentDraft, AppointmentStatus
+from ehr.services import accounts, appointments, patients, practice
+from tests.pages.conftest import caller_of
 from ui import wiring
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,3 +77,32 @@ def test_an_expired_session_drops_page_state(users, open_app):
     accounts.sign_out(wiring.account_store(), users["clinician"].token)
     at.run()
     assert "patients.opened" not in at.session_state
+
+
+def test_home_lists_who_is_in_the_clinic_with_names(connected, open_app):
+    gw = wiring.new_gateway(caller_of(connected["front_desk"]))
+    tz = wiring.app_settings().practice_timezone
+    now = datetime.now(tz)
+    office = practice.list_offices(gw).items[0]
+    doctor = practice.list_doctors(gw).items[0]
+    patient = patients.search_patients(gw).items[0]
+    booked = appointments.create_appointment(
+        gw,
+        AppointmentDraft(
+            patient_id=patient.id,
+            doctor_id=doctor.id,
+            office_id=office.id,
+            exam_room=office.exam_rooms[0].index,
+            scheduled_time=datetime.combine(now.date(), time(0, 5), tz) + timedelta(minutes=1),
+            duration_minutes=15,
+        ),
+        allow_overlap=True,
+    )
+    appointments.set_appointment_status(gw, booked.id, AppointmentStatus.ARRIVED)
+
+    at = open_app(connected["front_desk"])
+    assert not at.exception
+    assert any("In the clinic now" in m.value for m in at.markdown)
+    table = at.dataframe[0].value
+    assert patient.last_name in " ".join(table["Patient"])
+    assert "Arrived" in set(table["Status"])
