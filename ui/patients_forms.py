@@ -17,7 +17,13 @@ from typing import Any, Final
 
 import streamlit as st
 
-from ehr.errors import ChangedUpstreamError, DuplicatePatientError, ValidationFailedError
+from ehr.errors import (
+    ChangedUpstreamError,
+    DuplicatePatientError,
+    EHRError,
+    ValidationFailedError,
+    WriteOutcomeUnknownError,
+)
 from ehr.models import Patient, PatientDraft
 from ehr.services import patients
 from ehr.services.gateway import Gateway
@@ -177,6 +183,9 @@ def _register(
             slots = FieldSlots()
         _show_upstream(exc, slots, tz=tz)
         return
+    except WriteOutcomeUnknownError as exc:
+        _check_upstream_after_unclear_create(gw, draft, exc, tz=tz)
+        return
     st.session_state.pop(_DUPLICATE, None)
     view.forget_keys(f"{CREATE_FORM}.")
     view.forget_keys(_CONFIRM)
@@ -184,6 +193,38 @@ def _register(
     view.flash(f"Patient registered{chart}.")
     view.open_patient(created.id)
     st.rerun()
+
+
+def _check_upstream_after_unclear_create(
+    gw: Gateway, draft: PatientDraft, exc: WriteOutcomeUnknownError, *, tz: Any
+) -> None:
+    """The EHR may or may not have saved the patient: look before the user sends it again.
+
+    Never resends (SECURITY.md RL-02): it searches upstream for the same last name and date
+    of birth and shows what it finds, so the user opens the patient if it was created.
+    """
+    show_error(exc, tz=tz)
+    gw.cache.invalidate(("patient",))  # the answer must come from the EHR, not the cache
+    try:
+        with st.spinner("Checking the EHR for the patient…"):
+            found = patients.search_patients(
+                gw, name=draft.last_name, date_of_birth=draft.date_of_birth
+            )
+    except EHRError as lookup:
+        show_error(lookup, tz=tz)
+        st.info("Search for the patient before registering again.")
+        return
+    if found.items:
+        st.markdown(
+            "**Already in the EHR?** These patients have the same last name and date of birth; "
+            "if one is the patient you registered, the registration went through."
+        )
+        view.patient_table(found.items, {}, key="patients.unclear_matches")
+    else:
+        st.info(
+            "No patient with this last name and date of birth is in the EHR: it is safe to "
+            "register again."
+        )
 
 
 def _cancel_duplicate() -> None:

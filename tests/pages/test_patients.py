@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ehr.errors import WriteOutcomeUnknownError
 from ehr.models import Gender, Patient
 from ehr.services import accounts
+from ehr.services import patients as patients_service
 from storage import audit_report
 from tests.pages.conftest import PASSWORD, ROLES, caller_of, connect_demo_ehr, sign_in
 from ui import wiring
@@ -307,6 +309,25 @@ def test_a_registered_patient_opens_and_is_then_found_by_search(connected):
     at.button(key="patients.back").click().run()
     at = search(at, name="Quixote")
     assert created["chart_id"] in set(at.dataframe[0].value["Chart id"])
+
+
+def test_an_unclear_create_is_checked_upstream_and_never_resent(connected, monkeypatch):
+    """RL-02: the EHR saved the patient but the answer was lost; the page looks, never resends."""
+    real_create = patients_service.create_patient
+
+    def saved_but_reply_lost(gw, draft, *, allow_duplicate=False):
+        real_create(gw, draft, allow_duplicate=allow_duplicate)
+        raise WriteOutcomeUnknownError(correlation_id="lost1")
+
+    monkeypatch.setattr(patients_service, "create_patient", saved_but_reply_lost)
+    at = open_patients(connected["front_desk"], tab="Register a patient")
+    posts = request_count("POST")
+    at = register(at, first_name="Unclear", last_name="Outcomeson", date_of_birth=date(1950, 5, 6))
+    assert not at.exception
+    assert request_count("POST") == posts + 1  # sent once, never again
+    assert any("could not confirm" in w.value for w in at.warning)
+    assert any("Already in the EHR?" in m.value for m in at.markdown)
+    assert "Outcomeson, Unclear" in set(at.dataframe[-1].value["Name"])
 
 
 def test_a_duplicate_shows_the_matches_and_needs_the_explicit_override(connected, patients_on_file):
