@@ -31,6 +31,7 @@ PAGES: Final[tuple[PageSpec, ...]] = (
     PageSpec("pages/patients.py", "Patients", ":material/person_search:", "patients", Action.PATIENT_READ),
     PageSpec("pages/appointments.py", "Appointments", ":material/calendar_month:", "appointments", Action.APPOINTMENT_READ),
     PageSpec("pages/clinical.py", "Clinical", ":material/medical_information:", "clinical", Action.CLINICAL_READ),
+    PageSpec("pages/billing.py", "Billing", ":material/payments:", "billing", Action.BILLING_READ),
     PageSpec("pages/settings.py", "Settings", ":material/settings:", "settings", Action.ADMIN),
 )  # fmt: skip
 

@@ -15,6 +15,7 @@ enforced by the transport's budget gate, and the sync's share is taken of the de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 
@@ -29,6 +30,8 @@ from storage.crypto import Cipher
 
 __all__ = [
     "BillingFrames",
+    "MirrorVersion",
+    "billing_mirror_version",
     "load_billing_frames",
     "load_schedule_frame",
     "run_sync_step",
@@ -116,6 +119,44 @@ def load_billing_frames(gw: Gateway) -> BillingFrames:
             mirror.load_rows(gw.engine, cipher, "patient_payment")
         ),
     )
+
+
+@dataclass(frozen=True)
+class MirrorVersion:
+    """What the mirror holds, read from clear metadata only (nothing decrypted but sync state).
+
+    ``key`` changes whenever a sync stores a batch or the mirror is compacted, so a page can
+    keep data it built from the mirror until the key moves. ``synced_at`` is when the least
+    recently synced kind last finished a sync write (UTC; None until every kind has synced):
+    the analytics are at least that fresh. ``batches`` counts stored batches per kind.
+    """
+
+    key: tuple[tuple[str, int, int], ...]
+    synced_at: datetime | None
+    batches: tuple[tuple[str, int], ...]
+
+    def is_empty(self, kind: str = "line_item") -> bool:
+        """True when nothing of ``kind`` was ever stored."""
+        return dict(self.batches).get(kind, 0) == 0
+
+
+@service(Action.BILLING_READ, AuditAction.READ, "billing_mirror_version", "billing")
+def billing_mirror_version(gw: Gateway) -> MirrorVersion:
+    """The billing mirror's version and freshness (no EHR call, no record decrypted).
+
+    The Billing page calls it on every view, before deciding whether the analytics it keeps
+    for the session are still current, so each view is audited even when nothing is reloaded.
+    Raises ``ConfigurationError`` when the gateway has no cipher.
+    """
+    cipher = _cipher(gw)
+    key: list[tuple[str, int, int]] = []
+    synced: list[datetime | None] = []
+    for kind in mirror.KINDS:
+        infos = mirror.batch_infos(gw.engine, kind)
+        key.append((kind, len(infos), infos[-1].seq if infos else 0))
+        synced.append(mirror.load_state(gw.engine, cipher, kind).updated_at)
+    oldest = None if any(s is None for s in synced) else min(s for s in synced if s is not None)
+    return MirrorVersion(tuple(key), oldest, tuple((k, n) for k, n, _seq in key))
 
 
 @service(Action.APPOINTMENT_READ, AuditAction.READ, "schedule_mirror", "scheduling")

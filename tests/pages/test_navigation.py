@@ -23,10 +23,10 @@ def test_every_file_in_pages_is_registered_and_every_registered_page_exists() ->
 @pytest.mark.parametrize(
     ("role", "visible"),
     [
-        ("admin", {"patients", "appointments", "clinical", "settings"}),
+        ("admin", {"patients", "appointments", "clinical", "billing", "settings"}),
         ("clinician", {"patients", "appointments", "clinical"}),
         ("front_desk", {"patients", "appointments"}),
-        ("billing", {"patients", "appointments"}),
+        ("billing", {"patients", "appointments", "billing"}),
     ],
 )
 def test_the_menu_per_role_follows_the_policy(role: str, visible: set[str]) -> None:
