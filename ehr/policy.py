@@ -46,6 +46,7 @@ class Action(StrEnum):
     CLINICAL_READ = "clinical.read"
     CLINICAL_WRITE = "clinical.write"  # problems, allergies, medications
     BILLING_READ = "billing.read"  # including billing analytics
+    SCHEDULE_ANALYTICS = "schedule.analytics"  # no-show, utilisation, lead time (issue 6)
     EXPORT = "export"  # with a stated purpose; see authorize_export
     ADMIN = "admin"  # settings, users, EHR connection, audit log
 
@@ -62,6 +63,7 @@ POLICY: Final[Mapping[Action, frozenset[Role]]] = MappingProxyType(
         Action.CLINICAL_READ: frozenset({Role.ADMIN, Role.CLINICIAN}),
         Action.CLINICAL_WRITE: frozenset({Role.ADMIN, Role.CLINICIAN}),
         Action.BILLING_READ: frozenset({Role.ADMIN, Role.BILLING}),
+        Action.SCHEDULE_ANALYTICS: frozenset({Role.ADMIN, Role.FRONT_DESK}),
         Action.EXPORT: _ALL,
         Action.ADMIN: frozenset({Role.ADMIN}),
     }

@@ -11,6 +11,7 @@ from ui import appointments_view as view
 from ui import session, shell, wiring
 from ui.components import nav_link
 from ui.errors import guarded
+from ui.schedule_analytics_view import scheduling_analytics
 
 caller = session.current_caller_or_stop()
 gw = session.require_page(caller, Action.APPOINTMENT_READ, "appointments")
@@ -58,3 +59,11 @@ with guarded(tz=tz, is_admin=admin):
     else:
         view.list_table(listing.items, ref, tz, chosen)
     st.caption(f"Data as of {fetched_at:%H:%M}.")
+
+if is_allowed(caller.principal, Action.SCHEDULE_ANALYTICS):
+    with (
+        guarded(tz=tz, is_admin=admin),
+        st.expander("Scheduling analytics", icon=":material/monitoring:"),
+    ):
+        names = {i: d.display_name for i, d in ref.doctors.items()}
+        scheduling_analytics(gw, names, now.date(), tz.key)

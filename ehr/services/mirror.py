@@ -31,8 +31,10 @@ from storage.crypto import Cipher
 __all__ = [
     "BillingFrames",
     "MirrorVersion",
+    "ScheduleFrames",
     "billing_mirror_version",
     "load_billing_frames",
+    "load_schedule_analytics",
     "load_schedule_frame",
     "run_sync_step",
     "sync_status",
@@ -164,3 +166,18 @@ def load_schedule_frame(gw: Gateway) -> pd.DataFrame:
     """Mirrored appointments (deleted ones left out) as a frame. No EHR call."""
     rows = mirror.load_rows(gw.engine, _cipher(gw), "appointment")
     return frames.appointments_frame(rows)
+
+
+@dataclass(frozen=True)
+class ScheduleFrames:
+    """Mirrored appointments and their status history, for scheduling analytics."""
+
+    appointments: pd.DataFrame
+    transitions: pd.DataFrame
+
+
+@service(Action.SCHEDULE_ANALYTICS, AuditAction.READ, "schedule_mirror", "scheduling")
+def load_schedule_analytics(gw: Gateway) -> ScheduleFrames:
+    """Appointments and status transitions from the mirror (admin and front desk). No EHR call."""
+    rows = mirror.load_rows(gw.engine, _cipher(gw), "appointment")
+    return ScheduleFrames(frames.appointments_frame(rows), frames.status_transitions_frame(rows))

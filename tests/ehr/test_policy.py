@@ -30,6 +30,7 @@ DESIGN_TABLE = {
     Action.CLINICAL_READ: (True, True, False, False),
     Action.CLINICAL_WRITE: (True, True, False, False),
     Action.BILLING_READ: (True, False, False, True),
+    Action.SCHEDULE_ANALYTICS: (True, False, True, False),
     Action.EXPORT: (True, True, True, True),
     Action.ADMIN: (True, False, False, False),
 }
@@ -46,7 +47,7 @@ def _user(role="admin", active=True):
 def test_the_table_covers_every_role_and_action():
     assert set(DESIGN_TABLE) == set(Action) == set(POLICY)
     assert set(COLUMNS) == {r.value for r in Role}
-    assert len(MATRIX) == 40
+    assert len(MATRIX) == 44  # 11 actions x 4 roles
 
 
 @pytest.mark.parametrize(("role", "action", "expected"), MATRIX)
