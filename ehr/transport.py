@@ -26,7 +26,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -106,8 +105,6 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _LOOPBACK_NAMES = frozenset({"localhost"})
 # JSON string literals (escapes included); removed before counting brackets for nesting depth.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 def utcnow() -> datetime:
@@ -195,17 +192,23 @@ def _check_base_url(base_url: str) -> tuple[str, Origin]:
     return f"{parts.scheme.lower()}://{parts.netloc}{parts.path.rstrip('/')}", origin
 
 
-def _json_depth(body: bytes) -> int:
-    """Deepest bracket nesting of a JSON text, ignoring brackets inside strings."""
-    brackets = _JSON_STRING.sub(b'""', body).translate(None, _NOT_BRACKETS)
-    depth = deepest = 0
-    for byte in brackets:
-        if byte in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
+def _too_deep(value: Any, limit: int) -> bool:
+    """True when parsed JSON nests objects/arrays more than ``limit`` deep.
+
+    Checked on the parsed value (C ``json.loads`` already refuses pathological nesting with
+    ``RecursionError``): an iterative walk over containers only, which costs less than
+    re-scanning the text for brackets outside strings.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 def _media_type(headers: Mapping[str, str]) -> str:
@@ -223,12 +226,17 @@ def _parse_json(reply: _Reply) -> Any:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UpstreamDataError(details={"problem": "invalid UTF-8"}) from None
-    if _json_depth(body) > MAX_JSON_DEPTH:
-        raise UpstreamDataError(details={"problem": "nesting too deep", "limit": MAX_JSON_DEPTH})
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
+        value = json.loads(text)
+    except RecursionError:
+        raise UpstreamDataError(
+            details={"problem": "nesting too deep", "limit": MAX_JSON_DEPTH}
+        ) from None
+    except ValueError:
         raise UpstreamDataError(details={"problem": "malformed JSON"}) from None
+    if isinstance(value, dict | list) and _too_deep(value, MAX_JSON_DEPTH):
+        raise UpstreamDataError(details={"problem": "nesting too deep", "limit": MAX_JSON_DEPTH})
+    return value
 
 
 def _read_body(response: requests.Response, limit: int, *, strict: bool) -> bytes | None:
