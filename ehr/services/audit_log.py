@@ -20,11 +20,8 @@ slice; the viewer's other filters narrow the screen, not the export.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import logging
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +29,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from ehr.disclosure import (
+    MAX_PURPOSE_CHARS,
+    MIN_PURPOSE_CHARS,
+    has_control,
+    statement_digest,
+    statement_problem,
+)
 from ehr.errors import AuditWriteError, ValidationFailedError
 from ehr.policy import Action, PermissionDenied, authorize
 from ehr.services.gateway import Gateway, self_audited, service
@@ -71,12 +75,8 @@ SORT_COLUMNS: Final = audit_report.SORTABLE_COLUMNS
 PAGE_ROWS: Final = 500
 # A report or export spans at most a year (SECURITY.md 3.1): bounded work for the server.
 MAX_RANGE_DAYS: Final = 366
-MIN_PURPOSE_CHARS: Final = 10
-MAX_PURPOSE_CHARS: Final = 500
 # Filter text fields are ids and usernames, never prose.
 MAX_FILTER_CHARS: Final = 64
-# Hex characters of the purpose digest kept in the audit row: 128 bits, ample to match against.
-_DIGEST_HEX_CHARS: Final = 32
 
 
 class PurposeCategory(StrEnum):
@@ -96,11 +96,6 @@ PURPOSE_CATEGORIES: Final[Mapping[PurposeCategory, str]] = {
     PurposeCategory.LEGAL_REQUEST: "Legal or regulatory request",
     PurposeCategory.EXTERNAL_AUDIT: "External audit",
 }
-
-
-def _has_control(text: str, allowed: str = "") -> bool:
-    """Control, format (bidi overrides) or surrogate characters, other than ``allowed``."""
-    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} for ch in text if ch not in allowed)
 
 
 @dataclass(frozen=True)
@@ -135,7 +130,7 @@ class AuditFilter:
             value = getattr(self, name)
             if value is None:
                 continue
-            if not value or len(value) > MAX_FILTER_CHARS or _has_control(value):
+            if not value or len(value) > MAX_FILTER_CHARS or has_control(value):
                 found[name] = f"Use 1 to {MAX_FILTER_CHARS} characters, no control characters."
         return found
 
@@ -358,20 +353,14 @@ class ExportPurpose:
         found: dict[str, str] = {}
         if self.category not in PURPOSE_CATEGORIES:
             found["category"] = "Choose a purpose."
-        text = self.statement.strip()
-        if len(text) < MIN_PURPOSE_CHARS:
-            found["statement"] = f"Describe the purpose in at least {MIN_PURPOSE_CHARS} characters."
-        elif len(text) > MAX_PURPOSE_CHARS:
-            found["statement"] = f"Keep the purpose under {MAX_PURPOSE_CHARS} characters."
-        elif _has_control(text, allowed="\n"):
-            found["statement"] = "Remove control characters from the purpose."
+        problem = statement_problem(self.statement)
+        if problem is not None:
+            found["statement"] = problem
         return found
 
     def digest(self, key: bytes) -> str:
         """A keyed digest of the statement, to match a sentence shown later against the log."""
-        normalised = unicodedata.normalize("NFKC", " ".join(self.statement.split()))
-        mac = hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
-        return mac[:_DIGEST_HEX_CHARS]
+        return statement_digest(self.statement, key)
 
 
 @dataclass(frozen=True)

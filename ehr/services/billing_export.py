@@ -15,10 +15,7 @@ refused, so a page cannot widen an export by accident.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +25,12 @@ from typing import Any, Final
 import pandas as pd
 
 from ehr.analytics.billing_data import BillingFilters
+from ehr.disclosure import (
+    MAX_PURPOSE_CHARS,
+    MIN_PURPOSE_CHARS,
+    statement_digest,
+    statement_problem,
+)
 from ehr.errors import ValidationFailedError
 from ehr.policy import Action, PermissionDenied, authorize_export
 from ehr.services.gateway import Gateway, self_audited
@@ -49,12 +52,8 @@ __all__ = [
 
 RESOURCE_TYPE: Final = "billing_detail"
 DATA_CATEGORY: Final = "billing"
-MIN_PURPOSE_CHARS: Final = 10
-MAX_PURPOSE_CHARS: Final = 500
 # A year of a busy practice's line items fits; more is a data-warehouse job, not a download.
 MAX_EXPORT_ROWS: Final = 200_000
-# Hex characters of the purpose digest kept in the audit row: 128 bits, ample to match against.
-_DIGEST_HEX_CHARS: Final = 32
 
 # What a billing export may contain, in file order. Money columns are integer cents in the
 # frame and dollars with two decimals in the file.
@@ -98,11 +97,6 @@ BILLING_PURPOSE_CATEGORIES: Final[Mapping[BillingPurposeCategory, str]] = {
 }
 
 
-def _has_control(text: str, allowed: str = "") -> bool:
-    """Control, format (bidi overrides) or surrogate characters, other than ``allowed``."""
-    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} for ch in text if ch not in allowed)
-
-
 @dataclass(frozen=True)
 class BillingExportPurpose:
     """Why an export is made: a category and a sentence (the sentence is never stored)."""
@@ -115,20 +109,14 @@ class BillingExportPurpose:
         found: dict[str, str] = {}
         if self.category not in BILLING_PURPOSE_CATEGORIES:
             found["category"] = "Choose a purpose."
-        text = self.statement.strip()
-        if len(text) < MIN_PURPOSE_CHARS:
-            found["statement"] = f"Describe the purpose in at least {MIN_PURPOSE_CHARS} characters."
-        elif len(text) > MAX_PURPOSE_CHARS:
-            found["statement"] = f"Keep the purpose under {MAX_PURPOSE_CHARS} characters."
-        elif _has_control(text, allowed="\n"):
-            found["statement"] = "Remove control characters from the purpose."
+        problem = statement_problem(self.statement)
+        if problem is not None:
+            found["statement"] = problem
         return found
 
     def digest(self, key: bytes) -> str:
         """A keyed digest of the statement, to match a sentence shown later against the log."""
-        normalised = unicodedata.normalize("NFKC", " ".join(self.statement.split()))
-        mac = hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
-        return mac[:_DIGEST_HEX_CHARS]
+        return statement_digest(self.statement, key)
 
 
 @dataclass(frozen=True)
