@@ -9,6 +9,9 @@ from ehr.services import appointments, connection
 from ui import appointments_forms as forms
 from ui import appointments_view as view
 from ui import session, shell, wiring
+from ui.appointments_filters import filters, parse_query, selected_day
+from ui.appointments_grid import day_grid
+from ui.appointments_tables import list_table, week_tables
 from ui.components import nav_link
 from ui.errors import guarded
 from ui.schedule_analytics_view import scheduling_analytics
@@ -22,7 +25,7 @@ admin = shell.is_admin(caller)
 
 st.title("Appointments")
 st.caption(f"All times are in the practice time zone, {tz.key}.")
-query, problems = view.parse_query(st.query_params.to_dict())
+query, problems = parse_query(st.query_params.to_dict())
 for problem in problems:
     st.error(f"This link could not be used as it is: {problem}. Showing the defaults instead.")
 
@@ -40,8 +43,8 @@ with guarded(tz=tz, is_admin=admin):
         ref = view.load_practice(gw)
     if can_write:
         with st.expander("Book an appointment", icon=":material/event_available:"):
-            forms.booking_panel(gw, ref, tz, view.selected_day(query, now.date()), now)
-    chosen = view.filters(ref, query, now.date())
+            forms.booking_panel(gw, ref, tz, selected_day(query, now.date()), now)
+    chosen = filters(ref, query, now.date())
     if chosen is None:
         st.stop()
     with st.spinner("Loading appointments…"):
@@ -53,11 +56,11 @@ with guarded(tz=tz, is_admin=admin):
         st.warning("Only part of the data could be loaded; narrow the filters to see it all.")
     if chosen.view == "Day":
         more = (lambda a: forms.reschedule_form(gw, a, ref, tz)) if can_write else None
-        view.day_grid(gw, listing.items, ref, tz, chosen, more=more)
+        day_grid(gw, listing.items, ref, tz, chosen, more=more)
     elif chosen.view == "Week":
-        view.week_tables(listing.items, ref, tz, chosen)
+        week_tables(listing.items, ref, tz, chosen)
     else:
-        view.list_table(listing.items, ref, tz, chosen)
+        list_table(listing.items, ref, tz, chosen)
     st.caption(f"Data as of {fetched_at:%H:%M}.")
 
 if is_allowed(caller.principal, Action.SCHEDULE_ANALYTICS):

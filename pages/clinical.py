@@ -10,6 +10,9 @@ from ehr.policy import Action, PermissionDenied
 from ehr.services import connection, practice
 from ui import clinical_view as view
 from ui import session, shell, wiring
+from ui.clinical_labs_notes import labs_tab, notes_tab
+from ui.clinical_summary import doctor_choices, summary_tab
+from ui.clinical_vitals import vitals_tab
 from ui.errors import guarded, show_error
 
 caller = session.current_caller_or_stop()
@@ -41,14 +44,14 @@ summary, vitals, labs, notes = st.tabs(
 )
 if summary.open is not False:  # the default tab: open unless the user chose another
     with summary, errors():
-        doctors = view.doctor_choices(practice.list_doctors(gw).items)
-        view.summary_tab(gw, patient, doctors, today=today)
+        doctors = doctor_choices(practice.list_doctors(gw).items)
+        summary_tab(gw, patient, doctors, today=today)
 if vitals.open:
     with vitals, errors():
-        view.vitals_tab(gw, patient.id, tz)
+        vitals_tab(gw, patient.id, tz)
 if labs.open:
     with labs, errors():
-        view.labs_tab(gw, patient.id)
+        labs_tab(gw, patient.id)
 if notes.open:
     with notes, errors():
-        view.notes_tab(gw, patient.id, tz)
+        notes_tab(gw, patient.id, tz)

@@ -10,6 +10,11 @@ import streamlit as st
 from ehr.policy import Action, PermissionDenied
 from ui import session, settings_view, shell, wiring
 from ui.errors import guarded, show_error
+from ui.settings_audit import audit_section
+from ui.settings_connection import connection_section
+from ui.settings_demo import sandbox_section
+from ui.settings_security import security_section
+from ui.settings_users import users_section
 
 caller = session.current_caller_or_stop()
 try:
@@ -35,25 +40,25 @@ errors = guarded(tz=tz, is_admin=shell.is_admin(caller))
 with tabs["EHR connection"]:
     if tabs["EHR connection"].open:
         with errors:
-            settings_view.connection_section(caller, tz)
+            connection_section(caller, tz)
 
 with tabs["Users and roles"]:
     if tabs["Users and roles"].open:
         with errors:
-            settings_view.users_section(caller, tz)
+            users_section(caller, tz)
 
 with tabs["Audit log"]:
     if tabs["Audit log"].open:
         with errors:
-            settings_view.audit_section(gw, tz, settings.data_dir)
+            audit_section(gw, tz, settings.data_dir)
 
 with tabs["Security"]:
     if tabs["Security"].open:
         with errors:
-            settings_view.security_section(caller)
+            security_section(caller)
 
 if sandbox is not None:
     with tabs["Demo sandbox"]:
         if tabs["Demo sandbox"].open:
             with errors:
-                settings_view.sandbox_section(gw, sandbox)
+                sandbox_section(gw, sandbox)

@@ -22,8 +22,10 @@ from ehr.services.accounts import SignedInSession
 from ehr.services.gateway import Caller
 from storage import audit_report
 from ui import wiring
+from ui.appointments_filters import parse_query
 from ui.appointments_forms import BookingForm, validate_booking
-from ui.appointments_view import escape_md, parse_query, patient_name, status_actions
+from ui.appointments_grid import status_actions
+from ui.appointments_view import escape_md, patient_name
 from ui.session import TEST_TOKEN_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
