@@ -14,18 +14,23 @@ class chooses endpoints and parameters (``ehr.drchrono.endpoints``), walks pages
   field names.
 * Records another patient's listing returned are dropped, so a filter upstream ignores can
   never put one patient's data in another's chart.
+* It is also a ``WindowedSource`` (``ehr.sync``): line items and appointments by date window,
+  through DrChrono's async batch lists (``ehr.drchrono.batch``), so the mirror backfills
+  newest month first.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
 from typing import Any, TypeVar, cast
 
 from ehr.drchrono import endpoints as ep
 from ehr.drchrono import mapping as m
+from ehr.drchrono.batch import BATCH_KINDS, MAX_BATCH_PAGE_SIZE, BatchLists
 from ehr.drchrono.pages import Mapper, Pager
 from ehr.errors import (
     ChangedUpstreamError,
@@ -115,15 +120,31 @@ class DrChronoBackend:
     """The dashboard's EHR operations against DrChrono (see the module docstring).
 
     ``practice_tz`` reads and writes DrChrono's zone-less timestamps; ``max_pages`` caps the
-    upstream pages one call fetches (``ehr.paging.MAX_PAGES`` by default).
+    upstream pages one call fetches (``ehr.paging.MAX_PAGES`` by default). ``batch_page_size``
+    and ``batch_sleep`` (the wait between looks at a batch job) are for ``iter_window``.
     """
 
+    windowed_kinds: frozenset[str] = BATCH_KINDS
+
     def __init__(
-        self, transport: EHRTransport, *, practice_tz: tzinfo, max_pages: int = MAX_PAGES
+        self,
+        transport: EHRTransport,
+        *,
+        practice_tz: tzinfo,
+        max_pages: int = MAX_PAGES,
+        batch_page_size: int = MAX_BATCH_PAGE_SIZE,
+        batch_sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._transport = transport
         self._tz = practice_tz
         self._pager = Pager(transport, practice_tz, max_pages)
+        self._batch = BatchLists(
+            transport,
+            practice_tz,
+            max_pages=max_pages,
+            page_size=batch_page_size,
+            sleep=batch_sleep,
+        )
 
     def _get(self, mapper: Mapper[T], path: str, record_id: int | str) -> T:
         body = self._transport.get_json(ep.record_path(path, record_id))
@@ -505,3 +526,10 @@ class DrChronoBackend:
         return self._pager.stream(
             m.patient_payment_from_drchrono, ep.PATIENT_PAYMENTS, ep.sync_params(since), cursor
         )
+
+    def iter_window(
+        self, kind: str, start: date, end: date | None, *, cursor: str | None = None
+    ) -> Iterator[Page[Any]]:
+        """``WindowedSource``: line items by service date or appointments (deleted ones
+        included) by scheduled date, ``start``..``end``, one batch page at a time."""
+        return self._batch.iter_window(kind, start, end, cursor=cursor)

@@ -190,10 +190,13 @@ def appointment_window_params(
 
 def appointment_sync_params(since: date | None) -> dict[str, Any]:
     """Appointments written on or after ``since`` (all when None), verbose for the status
-    history. DrChrono requires a date filter here, so "all" is ``since`` = ``EARLIEST``."""
+    history. DrChrono requires a date filter here, so "all" is ``since`` = ``EARLIEST``.
+    ``show_archived`` lists deleted ones too (drchrono.md §2.4): without it a deletion never
+    reaches the sync, which keeps them as tombstones."""
     return {
         "since": (since or EARLIEST).isoformat(),
         "verbose": _TRUE,
+        "show_archived": _TRUE,
         "page_size": APPOINTMENTS_VERBOSE_PAGE_SIZE,
     }
 

@@ -3,14 +3,13 @@
 The backfill and restart tests run on both databases; the rest on SQLite only, since the
 storage they rely on is tested on both in ``tests/storage/test_mirror.py``.
 
-``BatchBackend`` adds the optional ``WindowedSource`` capability to the DrChrono backend through
-the sandbox's async batch list endpoints (what ``DrChronoBackend`` itself would need), so the
-backfill runs newest month first; the plain backend is used where only ``iter_*`` matters.
+``DrChronoBackend`` is a ``WindowedSource`` through the sandbox's async batch list endpoints
+(small batch pages here, so one window spans several pages), so the backfill runs newest month
+first; ``PlainBackend`` hides that capability where a backend without windows is the point.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -22,9 +21,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from ehr.budget import StoredBudget
-from ehr.drchrono import mapping as m
 from ehr.drchrono.backend import DrChronoBackend
-from ehr.models import AppointmentStatus, DataQuality, Page
+from ehr.models import AppointmentStatus
 from ehr.sandbox.clinic import ClinicConfig
 from ehr.sandbox.server import SandboxConfig, SandboxServer
 from ehr.sync import MirrorSync, WindowedSource
@@ -45,7 +43,6 @@ BACKFILL_MONTHS = 4
 HORIZON = date(2025, 2, 1)
 # Small batch pages so one window spans several pages (resume inside a window is exercised).
 BATCH_PAGE_SIZE = 5
-FAR_FUTURE = "2100-01-01"
 
 
 class StaticTokens:
@@ -59,48 +56,19 @@ class StaticTokens:
         return self.token
 
 
-class BatchBackend:
-    """``DrChronoBackend`` plus ``WindowedSource`` over ``/api/line_items_list`` and
-    ``/api/appointments_list`` (cursor: the job's next page URL)."""
+class PlainBackend:
+    """The DrChrono backend with its ``WindowedSource`` capability hidden: what a backend
+    without date windows looks like to ``MirrorSync`` (it backfills by walking ``iter_*``)."""
 
-    windowed_kinds = frozenset({"line_item", "appointment"})
+    _HIDDEN = frozenset({"windowed_kinds", "iter_window"})
 
-    def __init__(self, backend: DrChronoBackend, transport: EHRTransport) -> None:
+    def __init__(self, backend: DrChronoBackend) -> None:
         self._backend = backend
-        self._transport = transport
 
     def __getattr__(self, name: str) -> Any:
+        if name in self._HIDDEN:
+            raise AttributeError(name)
         return getattr(self._backend, name)
-
-    def iter_window(
-        self, kind: str, start: date, end: date | None, *, cursor: str | None = None
-    ) -> Iterator[Page[Any]]:
-        if kind == "line_item":
-            path, mapper = "/api/line_items_list", m.line_item_from_drchrono
-            params = {"service_date_range": f"{start}/{end or FAR_FUTURE}"}
-        else:
-            path, mapper = "/api/appointments_list", m.appointment_from_drchrono
-            params = {"verbose": "true", "show_archived": "true", "order_by": "scheduled_time"}
-            if end is None:
-                params["occurred_since"] = start.isoformat()
-            else:
-                params["date_range"] = f"{start}/{end}"
-        params["page_size"] = str(BATCH_PAGE_SIZE)
-        return self._pages(path, params, mapper, cursor)
-
-    def _pages(self, path: str, params: dict[str, str], mapper: Any, cursor: str | None):
-        if cursor is None:
-            job = self._transport.write("POST", path, params=params).body["uuid"]
-            url: str | None = f"{path}?uuid={job}"
-        else:
-            url = json.loads(cursor)["next"]
-        while url is not None:
-            body = self._transport.get_json(url)
-            assert body["status"] == "Complete"  # the test sandbox completes jobs at once
-            url = body["next"]
-            quality = DataQuality()
-            items = tuple(mapper(r, TZ, quality) for r in body["results"])
-            yield Page(items, next_cursor=None if url is None else json.dumps({"next": url}))
 
 
 class Clock:
@@ -146,8 +114,10 @@ def _transport(server: SandboxServer, **kwargs: Any) -> EHRTransport:
     return EHRTransport(server.base_url, StaticTokens(token), sleep=lambda _s: None, **kwargs)
 
 
-def _batch_backend(transport: EHRTransport) -> BatchBackend:
-    return BatchBackend(DrChronoBackend(transport, practice_tz=TZ), transport)
+def _batch_backend(transport: EHRTransport) -> DrChronoBackend:
+    return DrChronoBackend(
+        transport, practice_tz=TZ, batch_page_size=BATCH_PAGE_SIZE, batch_sleep=lambda _s: None
+    )
 
 
 def _sync(backend: Any, engine, cipher, transport: EHRTransport, clock: Clock, **kw: Any):
@@ -434,16 +404,16 @@ def test_the_mirror_file_holds_no_patient_name_or_cpt_description(
 
 def test_windowed_source_is_an_optional_capability(sandbox) -> None:
     transport = _transport(sandbox)
-    plain = DrChronoBackend(transport, practice_tz=TZ)
-    assert not isinstance(plain, WindowedSource)
-    assert isinstance(BatchBackend(plain, transport), WindowedSource)
+    backend = _batch_backend(transport)
+    assert isinstance(backend, WindowedSource)
+    assert not isinstance(PlainBackend(backend), WindowedSource)
 
 
 def test_a_backend_without_windows_backfills_by_walking_iter(
     sandbox, sqlite_engine, cipher
 ) -> None:
     transport = _transport(sandbox)
-    backend = DrChronoBackend(transport, practice_tz=TZ)
+    backend = PlainBackend(DrChronoBackend(transport, practice_tz=TZ))
     sync = _sync(backend, sqlite_engine, cipher, transport, Clock(BACKFILL_NOW))
 
     assert sync.step().stopped == "done"
