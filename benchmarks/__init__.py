@@ -1,10 +1,9 @@
 """Benchmarks of the dashboard (issue 7): ``python -m benchmarks [--quick] [--json PATH] [--only NAME...]``.
 
 Benchmarks measure and print; they are not tests and assert no wall-clock limits (a missed
-target shows as "NO" in the table). ``REGISTRY`` lists every planned item in report order. A
-built item names its module, which exposes ``run(ctx: harness.RunContext) -> list[Record]``;
-an item whose ``module`` is None is listed as "not yet built". To add one, write the module and
-fill in ``module`` here.
+target shows as "NO" in the table). ``REGISTRY`` lists every item in report order, each naming
+its module, which exposes ``run(ctx: harness.RunContext) -> list[Record]``. To add one, write
+the module and list it here.
 """
 
 from __future__ import annotations
@@ -14,11 +13,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark item: its ``--only`` name, what it measures, and its module if built."""
+    """One benchmark item: its ``--only`` name, what it measures, and its module."""
 
     name: str
     summary: str
-    module: str | None = None
+    module: str
 
 
 REGISTRY: tuple[Benchmark, ...] = (
@@ -38,9 +37,21 @@ REGISTRY: tuple[Benchmark, ...] = (
         "streamlit run Home.py until GET /api/health answers 200",
         "benchmarks.cold_start",
     ),
-    Benchmark("requests_per_view", "EHR calls each page view makes"),
-    Benchmark("clinic_day", "a simulated clinic day of page views against the sandbox"),
-    Benchmark("incremental_sync", "a since-based mirror sync after a day of changes"),
+    Benchmark(
+        "requests_per_view",
+        "EHR calls each page view makes, at 60 and 600 patients (target: equal)",
+        "benchmarks.requests_per_view",
+    ),
+    Benchmark(
+        "clinic_day",
+        "a scripted clinic day through the services: EHR calls vs 500 calls/hour",
+        "benchmarks.clinic_day",
+    ),
+    Benchmark(
+        "incremental_sync",
+        "a since-based mirror refresh after 1% of line items changed, vs the full sync",
+        "benchmarks.incremental_sync",
+    ),
     Benchmark(
         "mirror_load",
         "100k line items from the encrypted mirror into a DataFrame vs a plain typed table",
@@ -51,7 +62,11 @@ REGISTRY: tuple[Benchmark, ...] = (
         "every Billing KPI and chart aggregate over 1M line items vs one groupby-sum",
         "benchmarks.kpis_at_scale",
     ),
-    Benchmark("page_script_time", "Streamlit page script run time per page"),
+    Benchmark(
+        "page_script_time",
+        "warm rerun time of the Patients, Appointments and Billing page scripts",
+        "benchmarks.page_script_time",
+    ),
 )
 
 

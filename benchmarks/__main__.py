@@ -48,7 +48,6 @@ def _progress(message: str) -> None:
 
 
 def _load(item: Benchmark) -> Runner:
-    assert item.module is not None  # only built items are loaded
     return cast(Runner, importlib.import_module(item.module).run)
 
 
@@ -72,8 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: list[Record] = []
     failed: list[str] = []
     for item in chosen:
-        if item.module is None:
-            continue
         item_started = time.perf_counter()
         try:
             records.extend(_load(item)(ctx))
@@ -87,11 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(records) if records else "(no figures)")
     for note in ctx.notes:
         print(f"note: {note}")
-    pending = [item for item in chosen if item.module is None]
-    if pending:
-        print("\nnot yet built:")
-        for item in pending:
-            print(f"  {item.name}: {item.summary}")
     if failed:
         print(f"\nFAILED to run: {', '.join(failed)} (traceback above)")
     print(f"\ntotal run time {total:.0f} s; load average {load_before} before, ", end="")
