@@ -2,7 +2,7 @@
 
 The same rows are stored twice in one SQLite database: as the mirror stores them (Fernet batches
 of 1,000 compressed JSON rows, ``storage.mirror``) and as a plain table of typed columns. The
-candidate is what the Billing page does (``load_rows`` then ``frames.line_items_frame``); the
+candidate is what the Billing page does (``load_columns`` then ``frames.line_items_frame``); the
 baseline is ``pandas.read_sql_table`` of the plain table with its dates parsed. Targets (issue
 7): at most 2x the baseline, and at most 1 s.
 """
@@ -50,7 +50,7 @@ def run(ctx: RunContext) -> list[Record]:
         plain.to_sql("plain_line_items", engine, index=False, chunksize=10_000)
 
         def from_mirror() -> object:
-            return line_items_frame(mirror.load_rows(engine, cipher, "line_item"))
+            return line_items_frame(mirror.load_columns(engine, cipher, "line_item"))
 
         def from_plain_table() -> object:
             return pd.read_sql_table("plain_line_items", engine, parse_dates=DATE_COLUMNS)

@@ -4,7 +4,10 @@ Billing and scheduling analytics read from here, not from DrChrono, whose 500 ca
 cannot re-download a year per page view. The mirror is **append-only encrypted batches**: each
 synced upstream page becomes one ``mirror_batch`` row whose ``payload`` is one Fernet token (via
 ``Cipher``) of the zlib-compressed JSON of that page's rows, plus the ids deleted upstream
-(tombstones). Only non-PHI metadata sits beside it in clear: kind, sequence number, counts,
+(tombstones). Payload version 2 stores the rows column by column (one list per field) when they
+all have the same fields: a third of the JSON of row objects, so decrypting, decompressing and
+parsing a year of line items costs about half as much; version 1 (a list of row objects, still
+written for rows with differing fields) is read as before, so old batches need no migration. Only non-PHI metadata sits beside it in clear: kind, sequence number, counts,
 the oldest and newest ``updated_at`` and when the batch was written. No record value is ever
 stored unencrypted, so neither the SQLite file and its WAL nor a PostgreSQL dump holds a patient
 id, code or amount in clear; rows are already stripped of names and free text by
@@ -12,7 +15,8 @@ id, code or amount in clear; rows are already stripped of names and free text by
 
 Loading decrypts every batch of a kind in sequence order and keeps the latest version of each
 id in one dict pass: a later batch wins, a tombstone drops the id (within one batch, tombstones
-apply after its rows). ``compact`` rewrites a kind as fresh batches of at most
+apply after its rows). ``load_columns`` does the same over ids only and returns the live rows
+as columns, so analytics frames are built without a Python dict per row. ``compact`` rewrites a kind as fresh batches of at most
 ``COMPACT_BATCH_ROWS`` live rows in one transaction.
 
 ``mirror_sync_state`` holds one row per kind: where its sync stands (phase, cursor, backfill
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -58,12 +63,16 @@ __all__ = [
     "batch_infos",
     "commit_page",
     "compact",
+    "load_columns",
     "load_rows",
     "load_state",
 ]
 
 Row = dict[str, Any]
 RecordId = int | str
+# Live rows of a kind as one list per field (field order of first appearance; a field a row
+# lacks reads None).
+Columns = dict[str, list[Any]]
 
 # The record kinds the mirror holds (one sync state and one batch sequence each).
 KINDS: Final = ("line_item", "transaction", "patient_payment", "appointment")
@@ -72,8 +81,10 @@ PHASE_INCREMENTAL: Final = "incremental"
 # Rows per batch written by ``compact``: the batch list endpoints' page size, and small enough
 # that one decrypted batch stays a few hundred kilobytes.
 COMPACT_BATCH_ROWS: Final = 1000
-# Version of the payload layout inside the ciphertext, so a later format can read old batches.
-_PAYLOAD_VERSION: Final = 1
+# Versions of the payload layout inside the ciphertext: 1 = a list of row objects, 2 = columns
+# (see the module docstring). Both are read; 2 is written whenever the rows allow it.
+_ROWS_VERSION: Final = 1
+_COLUMNS_VERSION: Final = 2
 # zlib level: JSON rows of ids, codes and cents compress about 5x; higher levels gain little.
 _ZLIB_LEVEL: Final = 6
 _ERROR_CODE_CHARS: Final = 64
@@ -187,15 +198,46 @@ def _check_kind(kind: str) -> str:
 
 
 def _encode(cipher: Cipher, rows: Sequence[Row], deleted: Sequence[RecordId]) -> bytes:
-    document = {"v": _PAYLOAD_VERSION, "rows": list(rows), "deleted": list(deleted)}
+    fields = list(rows[0]) if rows else []
+    document: dict[str, Any]
+    if all(list(row) == fields for row in rows):
+        # Same fields in the same order: columns round-trip to exactly the same row dicts.
+        columns = {name: [row[name] for row in rows] for name in fields}
+        document = {"v": _COLUMNS_VERSION, "columns": columns, "deleted": list(deleted)}
+    else:
+        document = {"v": _ROWS_VERSION, "rows": list(rows), "deleted": list(deleted)}
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     return cipher.encrypt_bytes(zlib.compress(text.encode("utf-8"), _ZLIB_LEVEL))
 
 
+def _open(cipher: Cipher, payload: bytes) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(zlib.decompress(cipher.decrypt_bytes(bytes(payload))))
+    if document.get("v", _ROWS_VERSION) not in (_ROWS_VERSION, _COLUMNS_VERSION):
+        raise ValueError("unknown mirror payload version")
+    return document
+
+
 def _decode(cipher: Cipher, payload: bytes) -> tuple[list[Row], list[RecordId]]:
     """Rows and tombstones of one batch; ``DecryptionError`` when no key opens it."""
-    document = json.loads(zlib.decompress(cipher.decrypt_bytes(bytes(payload))))
-    return list(document["rows"]), list(document["deleted"])
+    document = _open(cipher, payload)
+    if "columns" not in document:
+        return list(document["rows"]), list(document["deleted"])
+    columns: Columns = document["columns"]
+    names = list(columns)
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return rows, list(document["deleted"])
+
+
+def _decode_columns(cipher: Cipher, payload: bytes) -> tuple[Columns, int, list[RecordId]]:
+    """Columns, row count and tombstones of one batch (row objects turned into columns)."""
+    document = _open(cipher, payload)
+    if "columns" in document:
+        columns: Columns = document["columns"]
+        count = len(next(iter(columns.values()), []))
+        return columns, count, list(document["deleted"])
+    rows: list[Row] = document["rows"]
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return {n: [row.get(n) for row in rows] for n in names}, len(rows), list(document["deleted"])
 
 
 def _updated_bounds(rows: Iterable[Row]) -> tuple[datetime | None, datetime | None]:
@@ -337,6 +379,50 @@ def load_rows(engine: Engine, cipher: Cipher, kind: str) -> list[Row]:
             .order_by(table.c.seq)
         ).scalars()
         return list(_latest(payloads, cipher).values())
+
+
+def load_columns(engine: Engine, cipher: Cipher, kind: str) -> Columns:
+    """The live rows of ``kind`` as columns: the rows ``load_rows`` returns, in the same order.
+
+    Raises ``storage.crypto.DecryptionError`` when a batch opens with no configured key.
+    """
+    table = _batch_table()
+    batches: list[tuple[Columns, int]] = []
+    latest: dict[RecordId, int] = {}  # id -> position of its latest version among all rows
+    offset = 0
+    with engine.connect() as conn:
+        payloads: Iterable[bytes] = conn.execute(
+            sa.select(table.c.payload)
+            .where(table.c.kind == _check_kind(kind))
+            .order_by(table.c.seq)
+        ).scalars()
+        for payload in payloads:
+            columns, count, deleted = _decode_columns(cipher, payload)
+            # dict.update keeps an id's first place and takes its latest position, exactly like
+            # ``_latest``'s assignments; a tombstone pop lets a later version go last.
+            latest.update(
+                zip(columns.get("id", [None] * count), range(offset, offset + count), strict=True)
+            )
+            for record_id in deleted:
+                latest.pop(record_id, None)
+            batches.append((columns, count))
+            offset += count
+    return _gather(batches, offset, list(latest.values()))
+
+
+def _gather(batches: list[tuple[Columns, int]], total: int, keep: list[int]) -> Columns:
+    """The rows at positions ``keep`` of the batches' rows laid end to end, as columns."""
+    names = list(dict.fromkeys(name for columns, _ in batches for name in columns))
+    joined: Columns = {name: [] for name in names}
+    for columns, count in batches:
+        for name in names:
+            joined[name].extend(columns.get(name) or [None] * count)
+    if keep == list(range(total)):  # nothing replaced or deleted: the usual case
+        return joined
+    if len(keep) < 2:  # itemgetter returns a bare value, not a tuple, for one position
+        return {name: [values[i] for i in keep] for name, values in joined.items()}
+    pick = operator.itemgetter(*keep)
+    return {name: list(pick(values)) for name, values in joined.items()}
 
 
 def batch_infos(engine: Engine, kind: str) -> list[BatchInfo]:

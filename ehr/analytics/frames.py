@@ -22,10 +22,11 @@ column-wise conversions, because a year of line items can run to hundreds of tho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Final, Literal
 
+import numpy as np
 import pandas as pd
 
 from ehr.analytics.records import Row
@@ -44,6 +45,8 @@ __all__ = [
     "transactions_frame",
 ]
 
+# The same rows as one list per field (``storage.mirror.load_columns``); builders take either.
+Columns = Mapping[str, Sequence[object]]
 Kind = Literal["id", "int", "money", "units", "date", "datetime", "category", "text", "bool"]
 
 _ISO_DATE: Final = "%Y-%m-%d"
@@ -155,22 +158,22 @@ STATUS_TRANSITION_COLUMNS: Final[Mapping[str, Kind]] = {
 }
 
 
-def line_items_frame(rows: Iterable[Row]) -> pd.DataFrame:
+def line_items_frame(rows: Iterable[Row] | Columns) -> pd.DataFrame:
     """Line items, one row each, with ``LINE_ITEM_COLUMNS`` (see the module docstring)."""
     return _typed(_records(rows, LINE_ITEM_COLUMNS), LINE_ITEM_COLUMNS)
 
 
-def transactions_frame(rows: Iterable[Row]) -> pd.DataFrame:
+def transactions_frame(rows: Iterable[Row] | Columns) -> pd.DataFrame:
     """Insurance transactions (payments and adjustments) with ``TRANSACTION_COLUMNS``."""
     return _typed(_records(rows, TRANSACTION_COLUMNS), TRANSACTION_COLUMNS)
 
 
-def patient_payments_frame(rows: Iterable[Row]) -> pd.DataFrame:
+def patient_payments_frame(rows: Iterable[Row] | Columns) -> pd.DataFrame:
     """Patient payments and refunds (negative) with ``PATIENT_PAYMENT_COLUMNS``."""
     return _typed(_records(rows, PATIENT_PAYMENT_COLUMNS), PATIENT_PAYMENT_COLUMNS)
 
 
-def appointments_frame(rows: Iterable[Row]) -> pd.DataFrame:
+def appointments_frame(rows: Iterable[Row] | Columns) -> pd.DataFrame:
     """Appointments with ``APPOINTMENT_COLUMNS``; transitions are in ``status_transitions_frame``."""
     return _typed(_records(rows, APPOINTMENT_COLUMNS), APPOINTMENT_COLUMNS)
 
@@ -192,11 +195,20 @@ def _materialise(rows: Iterable[Row]) -> list[Row]:
     return rows if isinstance(rows, list) else list(rows)
 
 
-def _records(rows: Iterable[Row], columns: Mapping[str, Kind]) -> pd.DataFrame:
-    raw = pd.DataFrame.from_records(_materialise(rows), columns=list(columns))
+def _records(rows: Iterable[Row] | Columns, columns: Mapping[str, Kind]) -> pd.DataFrame:
+    if isinstance(rows, Mapping):  # columns (``storage.mirror.load_columns``): no dict per row
+        count = len(next(iter(rows.values()), []))
+        raw = pd.DataFrame({name: _objects(rows.get(name, [None] * count)) for name in columns})
+    else:
+        raw = pd.DataFrame.from_records(_materialise(rows), columns=list(columns))
     if "quantity" in raw:  # units, stored as a float by ``records.to_row``
         raw["quantity"] = pd.to_numeric(raw["quantity"], errors="coerce")
     return raw
+
+
+def _objects(values: Sequence[object]) -> pd.Series:
+    # Plain objects, converted per column by ``_convert``: inferring a dtype first only costs.
+    return pd.Series(np.asarray(values, dtype=object), dtype=object)
 
 
 def _typed(raw: pd.DataFrame, columns: Mapping[str, Kind]) -> pd.DataFrame:

@@ -37,6 +37,7 @@ __all__ = [
     "load_schedule_analytics",
     "load_schedule_frame",
     "run_sync_step",
+    "schedule_mirror_version",
     "sync_status",
 ]
 
@@ -115,10 +116,12 @@ def load_billing_frames(gw: Gateway) -> BillingFrames:
     """
     cipher = _cipher(gw)
     return BillingFrames(
-        line_items=frames.line_items_frame(mirror.load_rows(gw.engine, cipher, "line_item")),
-        transactions=frames.transactions_frame(mirror.load_rows(gw.engine, cipher, "transaction")),
+        line_items=frames.line_items_frame(mirror.load_columns(gw.engine, cipher, "line_item")),
+        transactions=frames.transactions_frame(
+            mirror.load_columns(gw.engine, cipher, "transaction")
+        ),
         patient_payments=frames.patient_payments_frame(
-            mirror.load_rows(gw.engine, cipher, "patient_payment")
+            mirror.load_columns(gw.engine, cipher, "patient_payment")
         ),
     )
 
@@ -150,10 +153,24 @@ def billing_mirror_version(gw: Gateway) -> MirrorVersion:
     for the session are still current, so each view is audited even when nothing is reloaded.
     Raises ``ConfigurationError`` when the gateway has no cipher.
     """
+    return _version(gw, mirror.KINDS)
+
+
+@service(Action.SCHEDULE_ANALYTICS, AuditAction.READ, "schedule_mirror_version", "scheduling")
+def schedule_mirror_version(gw: Gateway) -> MirrorVersion:
+    """The appointment mirror's version and freshness (no EHR call, no record decrypted).
+
+    Scheduling analytics call it on every view of their section to decide whether the frames
+    and figures kept for the session are still current, so each view is audited.
+    """
+    return _version(gw, ("appointment",))
+
+
+def _version(gw: Gateway, kinds: tuple[str, ...]) -> MirrorVersion:
     cipher = _cipher(gw)
     key: list[tuple[str, int, int]] = []
     synced: list[datetime | None] = []
-    for kind in mirror.KINDS:
+    for kind in kinds:
         infos = mirror.batch_infos(gw.engine, kind)
         key.append((kind, len(infos), infos[-1].seq if infos else 0))
         synced.append(mirror.load_state(gw.engine, cipher, kind).updated_at)

@@ -4,6 +4,8 @@ compaction keeps the loaded data, key rotation covers the mirror, nothing is sto
 from __future__ import annotations
 
 import dataclasses
+import json
+import zlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -161,3 +163,56 @@ def test_the_database_file_and_wal_hold_no_row_value_in_clear(sqlite_engine, cip
     for needle in (marker, "123456789", '"billed"', "cursor-MARKER-55"):
         assert needle.encode() not in raw
     assert mirror.load_rows(sqlite_engine, cipher, "line_item")[0]["code"] == marker
+
+
+def _as_columns(rows):
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _insert_v1_batch(engine, cipher, kind, seq, rows, deleted=()) -> None:
+    """A batch as written before payload version 2: a JSON list of row objects."""
+    text = json.dumps({"v": 1, "rows": rows, "deleted": list(deleted)}).encode()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(MirrorBatch.__table__).values(  # type: ignore[attr-defined]
+                kind=kind,
+                seq=seq,
+                record_count=len(rows),
+                tombstone_count=len(deleted),
+                created_at=NOW,
+                payload=cipher.encrypt_bytes(zlib.compress(text)),
+            )
+        )
+
+
+def test_columns_are_the_loaded_rows_in_the_same_order(engine, cipher) -> None:
+    # Old row-object batches, then column batches: replaced ids keep their first place, a
+    # tombstone drops an id (after its own batch's rows), and a re-added id goes last.
+    _insert_v1_batch(engine, cipher, "line_item", 1, [_row(1, 100), _row(2, 200), _row(3, 300)])
+    _insert_v1_batch(engine, cipher, "line_item", 2, [_row(4, 400)], deleted=[2, 4])
+    state = mirror.load_state(engine, cipher, "line_item")
+    state = _commit(engine, cipher, state, [_row(1, 150, day=4), _row(2, 250)], cursor="c")
+    _commit(engine, cipher, state, [_row(5, 500)], deleted=[3], cursor=None)
+
+    rows = mirror.load_rows(engine, cipher, "line_item")
+    assert [(r["id"], r["billed"]) for r in rows] == [(1, 150), (2, 250), (5, 500)]
+    assert mirror.load_columns(engine, cipher, "line_item") == _as_columns(rows)
+    assert mirror.load_columns(engine, cipher, "appointment") == {}
+
+
+def test_pages_are_stored_as_columns_unless_their_rows_differ_in_fields(engine, cipher) -> None:
+    from storage.mirror import _batch_table, _open  # test-only peek at the payloads
+
+    state = mirror.load_state(engine, cipher, "transaction")
+    state = _commit(engine, cipher, state, [_row(1, 100), _row(2, 200)], cursor="a")
+    uneven = [_row(3, 300), {"id": 4, "billed": None}]
+    _commit(engine, cipher, state, uneven, deleted=[1], cursor=None)
+    with engine.connect() as conn:
+        payloads = conn.execute(sa.select(_batch_table().c.payload)).scalars().all()
+    assert [_open(cipher, p)["v"] for p in payloads] == [2, 1]
+    rows = mirror.load_rows(engine, cipher, "transaction")
+    assert rows == [_row(2, 200), *uneven]  # the row dicts round-trip exactly
+    columns = mirror.load_columns(engine, cipher, "transaction")
+    assert columns == _as_columns(rows)
+    assert columns["code"] == ["99213", "99213", None]

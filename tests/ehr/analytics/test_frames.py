@@ -176,3 +176,39 @@ def test_many_rows_build_column_by_column():
     assert len(frame) == 20_000
     assert int(frame["billed"].sum()) == sum(range(20_000))
     assert frame["appointment_id"].nunique() == 100
+
+
+def _as_columns(rows):
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+@pytest.mark.parametrize(("build", "columns"), BUILDERS[:4])
+def test_columns_build_the_same_frame_as_rows(build, columns):
+    # storage.mirror.load_columns hands the builders one list per field instead of row dicts;
+    # every kind of value (missing, None, unreadable, unknown status) must come out the same.
+    edge = {name: None for name in columns}
+    odd = {
+        "id": 7,
+        "billed": "12x",
+        "quantity": 1.5,
+        "service_date": "2026-02-30",
+        "updated_at": "soon",
+        "claim_status": "a status from the future",
+        "status": "Waiting Room 2",
+        "denied": True,
+        "is_walk_in": None,
+    }
+    rows = [
+        {name: value for name, value in odd.items() if name in columns} | {"id": 7},
+        {**edge, "id": 8},
+        {"id": 9, "appointment_id": "A9", "doctor_id": 3, "billed": 120_00},
+        *(
+            {"id": 10 + i, "appointment_id": f"A{i}", "billed": i, "service_date": "2026-01-02"}
+            for i in range(50)
+        ),
+    ]
+    if "id" in columns and columns["id"] == "text":
+        rows = [{**row, "id": f"A{row['id']}"} for row in rows]
+    pd.testing.assert_frame_equal(build(_as_columns(rows)), build(rows))
+    pd.testing.assert_frame_equal(build({}), build([]))
