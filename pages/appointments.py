@@ -14,7 +14,7 @@ from ui.appointments_grid import day_grid
 from ui.appointments_tables import list_table, week_tables
 from ui.components import nav_link
 from ui.errors import guarded
-from ui.schedule_analytics_view import scheduling_analytics
+from ui.schedule_analytics_view import SECTION_KEY, scheduling_analytics
 
 caller = session.current_caller_or_stop()
 gw = session.require_page(caller, Action.APPOINTMENT_READ, "appointments")
@@ -64,9 +64,11 @@ with guarded(tz=tz, is_admin=admin):
     st.caption(f"Data as of {fetched_at:%H:%M}.")
 
 if is_allowed(caller.principal, Action.SCHEDULE_ANALYTICS):
-    with (
-        guarded(tz=tz, is_admin=admin),
-        st.expander("Scheduling analytics", icon=":material/monitoring:"),
-    ):
-        names = {i: d.display_name for i, d in ref.doctors.items()}
-        scheduling_analytics(gw, names, now.date(), tz.key)
+    # Runs only while open: the closed section must not cost every rerun of the schedule.
+    section = st.expander(
+        "Scheduling analytics", icon=":material/monitoring:", key=SECTION_KEY, on_change="rerun"
+    )
+    with guarded(tz=tz, is_admin=admin), section:
+        if section.open:
+            names = {i: d.display_name for i, d in ref.doctors.items()}
+            scheduling_analytics(gw, names, now.date(), tz.key)

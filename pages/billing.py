@@ -10,6 +10,7 @@ from ehr.policy import Action, PermissionDenied
 from ehr.services import connection
 from ui import billing_view as view
 from ui import session, shell, wiring
+from ui.billing_detail import detail_section
 from ui.errors import guarded, show_error
 
 caller = session.current_caller_or_stop()
@@ -44,16 +45,16 @@ st.caption(
     f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y} · charges by service date, payments "
     "and adjustments by posted date, A/R as of the range end. Hover a tile for its formula."
 )
-if not view.has_activity(loaded.data, filters):
+if not view.has_activity(loaded, filters):
     st.info("No billing activity in this date range for these filters. Widen the range or filters.")
     st.caption(view.data_as_of(version, tz))
     st.stop()
 
-view.kpi_tiles(loaded.data, filters)
+view.kpi_tiles(loaded, filters)
 st.caption(view.data_as_of(version, tz))
-selections = view.chart_grid(loaded.data, filters, names)
+selections = view.chart_grid(loaded, filters, names)
 with errors():
-    view.detail_section(gw, loaded, filters, selections, names)
+    detail_section(gw, loaded, filters, selections, names)
 if admin:
     with st.expander("Mirror sync", icon=":material/sync:"), errors():
         view.sync_panel(gw, is_admin=admin, connected=connected, empty=False)

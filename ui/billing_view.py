@@ -1,19 +1,21 @@
 """Streamlit pieces of the Billing page: mirror loading, filters, KPI tiles, charts with
-drill-down, the line-item detail with its export, and the sync panel.
+drill-down, and the sync panel (the line-item detail and its export: ``ui.billing_detail``).
 
 **Caching.** ``billing_data`` joins the mirror's frames once; the result is kept in this
 browser session's ``st.session_state`` (never ``st.cache_data``, which every session shares)
 under ``billing.data``, tagged with the mirror's version, and rebuilt when a sync stores new
-batches. Each view still calls ``mirror.billing_mirror_version``, which is audited, so a view
-of kept data leaves its audit row. Sign-out and user changes drop the session state
-(``ui.session``), taking the kept data with it.
+batches. So are the filter choices, the tiles' values and the built figures, each keyed by the
+version and what else it depends on (filters, names), so a rerun that changes none of them (a
+chart selection, the export form) redraws without recomputing (``ui.mirror_cache``). Each view
+still calls ``mirror.billing_mirror_version``, which is audited, so a view of kept data leaves
+its audit row. Sign-out and user changes drop the session state (``ui.session``), taking the
+kept data with it.
 
 **Server-side aggregation.** Charts get the KPI module's small aggregate tables (a month, a
 payer, a code per point); only the detail table lists line items, and it shows ids, dates,
 codes and amounts, no names.
 
-The pure helpers (``detail_frame``, ``apply_selection``, ``status_label``, ``money``) carry
-no Streamlit state and are unit-tested.
+The pure helpers (``status_label``, ``money``) carry no Streamlit state and are unit-tested.
 """
 
 from __future__ import annotations
@@ -30,34 +32,25 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ehr.analytics import billing as kpi
-from ehr.analytics.billing_data import scoped
 from ehr.errors import EHRError
 from ehr.models import ClaimStatus
-from ehr.services import billing_export, connection, mirror, practice
-from ehr.services.billing_export import (
-    BILLING_PURPOSE_CATEGORIES,
-    EXPORT_COLUMNS,
-    BillingExportPurpose,
-    BillingPurposeCategory,
-)
+from ehr.services import connection, mirror, practice
 from ehr.services.gateway import Gateway
 from ehr.services.mirror import MirrorVersion
 from ui import billing_charts as charts
 from ui import wiring
 from ui.billing_charts import Selection
 from ui.components import nav_link
+from ui.mirror_cache import kept
 
 __all__ = [
     "CLAIM_STATUS_LABELS",
-    "DETAIL_ROWS_SHOWN",
     "LoadedBilling",
     "Names",
-    "apply_selection",
     "chart_grid",
+    "clear_selections",
     "data_as_of",
     "default_range",
-    "detail_frame",
-    "detail_section",
     "filter_sidebar",
     "has_activity",
     "kpi_tiles",
@@ -73,16 +66,15 @@ _DATA_KEY: Final = "billing.data"
 _NAMES_KEY: Final = "billing.names"
 _SELECTION_GENERATION_KEY: Final = "billing.selection_generation"
 _SYNC_MESSAGE_KEY: Final = "billing.sync_message"
+_CHOICES_KEY: Final = "billing.choices"
+_ACTIVITY_KEY: Final = "billing.activity"
+_TILES_KEY: Final = "billing.tiles"
+_FIGURES_KEY: Final = "billing.figures"
 # "Last 12 months" is the 365 days ending today (MGMA and AAFP quote 12-month figures).
 DEFAULT_RANGE_DAYS: Final = 365
-# A busy screen, not a report: the export holds every filtered row.
-DETAIL_ROWS_SHOWN: Final = 1000
 # "Sync now" runs small steps so the progress bar moves, and stops after a bounded total.
 SYNC_STEP_REQUESTS: Final = 25
 SYNC_NOW_STEPS: Final = 8
-# The same bucket edges (days, inclusive) as ``ehr.analytics.billing``; a test checks the
-# detail's buckets add up to the aging KPI.
-_BUCKET_EDGES: Final = (30, 60, 90, 120)
 _CENTS: Final = 100
 _TILES_PER_ROW: Final = 4
 
@@ -143,18 +135,17 @@ def load(gw: Gateway) -> tuple[MirrorVersion, LoadedBilling | None]:
     version = mirror.billing_mirror_version(gw)
     if version.is_empty():
         return version, None
-    kept = st.session_state.get(_DATA_KEY)
-    if isinstance(kept, LoadedBilling) and kept.key == version.key:
-        return version, kept
-    with st.spinner("Loading the billing mirror…"):
-        frames = mirror.load_billing_frames(gw)
-        visits = mirror.load_schedule_frame(gw).reset_index(drop=True)
-        data = kpi.billing_data(
-            frames.line_items, frames.transactions, frames.patient_payments, visits
-        )
-    loaded = LoadedBilling(version.key, data, np.asarray(visits["id"], dtype=object))
-    st.session_state[_DATA_KEY] = loaded
-    return version, loaded
+
+    def build() -> LoadedBilling:
+        with st.spinner("Loading the billing mirror…"):
+            frames = mirror.load_billing_frames(gw)
+            visits = mirror.load_schedule_frame(gw).reset_index(drop=True)
+            data = kpi.billing_data(
+                frames.line_items, frames.transactions, frames.patient_payments, visits
+            )
+        return LoadedBilling(version.key, data, np.asarray(visits["id"], dtype=object))
+
+    return version, kept(_DATA_KEY, version.key, build)
 
 
 @dataclass(frozen=True)
@@ -283,7 +274,7 @@ def _choices(data: kpi.BillingData) -> dict[str, list[Any]]:
 
 def filter_sidebar(loaded: LoadedBilling, names: Names, today: date) -> kpi.BillingFilters | None:
     """Date range and dimension filters in the sidebar; None while the range is incomplete."""
-    choices = _choices(loaded.data)
+    choices = kept(_CHOICES_KEY, loaded.key, lambda: _choices(loaded.data))
     with st.sidebar:
         st.subheader("Billing filters")
         period = st.date_input(
@@ -325,8 +316,12 @@ def filter_sidebar(loaded: LoadedBilling, names: Names, today: date) -> kpi.Bill
     )
 
 
-def has_activity(data: kpi.BillingData, filters: kpi.BillingFilters) -> bool:
+def has_activity(loaded: LoadedBilling, filters: kpi.BillingFilters) -> bool:
     """True when anything was serviced, paid or adjusted in the range under the filters."""
+    return kept(_ACTIVITY_KEY, (loaded.key, filters), lambda: _active(loaded.data, filters))
+
+
+def _active(data: kpi.BillingData, filters: kpi.BillingFilters) -> bool:
     billed, paid = kpi.charges(data, filters), kpi.payments(data, filters)
     adjusted = kpi.adjustments(data, filters).total
     counted = (billed, paid.insurance, paid.patient, adjusted)
@@ -341,8 +336,32 @@ def _help(name: str, extra: str = "") -> str:
     return f"{formula.formula}. Date basis: {formula.date_basis}.{extra}"
 
 
-def kpi_tiles(data: kpi.BillingData, filters: kpi.BillingFilters) -> None:
+@dataclass(frozen=True)
+class _Tiles:
+    """The tiles as shown (label, value, help) and the notes under them."""
+
+    tiles: tuple[tuple[str, str, str], ...]
+    skipped: int
+    unknown_statuses: int
+
+
+def kpi_tiles(loaded: LoadedBilling, filters: kpi.BillingFilters) -> None:
     """Seven tiles, each with its formula and date basis as help text."""
+    shown = kept(_TILES_KEY, (loaded.key, filters), lambda: _tiles(loaded.data, filters))
+    # Two rows: money first, then the ratios; seven in a row truncate their values.
+    for row in (shown.tiles[:_TILES_PER_ROW], shown.tiles[_TILES_PER_ROW:]):
+        for column, (label, value, help_text) in zip(st.columns(_TILES_PER_ROW), row, strict=False):
+            column.metric(label, value, help=help_text, border=True)
+    if shown.skipped:
+        st.caption(f"{shown.skipped} money rows had no amount and are left out of the sums.")
+    if shown.unknown_statuses:
+        st.warning(
+            f"{shown.unknown_statuses} line items have a claim status this app does not "
+            "recognise; they count as submitted, not denied."
+        )
+
+
+def _tiles(data: kpi.BillingData, filters: kpi.BillingFilters) -> _Tiles:
     billed = kpi.charges(data, filters)
     paid = kpi.payments(data, filters)
     adjusted = kpi.adjustments(data, filters)
@@ -377,18 +396,8 @@ def kpi_tiles(data: kpi.BillingData, filters: kpi.BillingFilters) -> None:
         ),
         ("A/R over 90 days", _percent(aged.value), _help("ar_over_90")),
     ]
-    # Two rows: money first, then the ratios; seven in a row truncate their values.
-    for row in (tiles[:_TILES_PER_ROW], tiles[_TILES_PER_ROW:]):
-        for column, (label, value, help_text) in zip(st.columns(_TILES_PER_ROW), row, strict=False):
-            column.metric(label, value, help=help_text, border=True)
     skipped = billed.skipped + paid.skipped + adjusted.total.skipped
-    if skipped:
-        st.caption(f"{skipped} money rows had no amount and are left out of the sums.")
-    if denials.unknown_statuses:
-        st.warning(
-            f"{denials.unknown_statuses} line items have a claim status this app does not "
-            "recognise; they count as submitted, not denied."
-        )
+    return _Tiles(tuple(tiles), skipped, denials.unknown_statuses)
 
 
 # ----------------------------------------------------------------------------- charts
@@ -399,7 +408,8 @@ def _generation() -> int:
     return value if isinstance(value, int) else 0
 
 
-def _clear_selections() -> None:
+def clear_selections() -> None:
+    """Drop every chart's selection (its widget key changes); an ``on_click`` callback."""
     st.session_state[_SELECTION_GENERATION_KEY] = _generation() + 1
 
 
@@ -414,8 +424,28 @@ def _chart(fig: go.Figure, name: str) -> Selection:
     return charts.selection_from_event(charts.select_fields(fig), event)
 
 
-def chart_grid(data: kpi.BillingData, filters: kpi.BillingFilters, names: Names) -> list[Selection]:
+def chart_grid(loaded: LoadedBilling, filters: kpi.BillingFilters, names: Names) -> list[Selection]:
     """Every chart, two to a row; returns what is selected on each (empty when nothing)."""
+    figures = kept(
+        _FIGURES_KEY, (loaded.key, filters, names), lambda: _figures(loaded.data, filters, names)
+    )
+    selections = [_chart(figures[0][1], figures[0][0])]
+    pairs = figures[1:]
+    for index in range(0, len(pairs), 2):
+        for column, (name, fig) in zip(st.columns(2), pairs[index : index + 2], strict=True):
+            with column:
+                selections.append(_chart(fig, name))
+    st.caption(
+        f"A/R as of {filters.end:%d %b %Y}, aged from the first-billed date (else the service "
+        "date). Click a bar, or drag a box, to list its line items below."
+    )
+    return selections
+
+
+def _figures(
+    data: kpi.BillingData, filters: kpi.BillingFilters, names: Names
+) -> list[tuple[str, go.Figure]]:
+    """The monthly chart first, then the grid's charts in order."""
     aging = kpi.ar_aging(data, filters).frame
     figures: list[tuple[str, Callable[[], go.Figure]]] = [
         ("aging", lambda: charts.ar_aging_chart(aging)),
@@ -436,216 +466,4 @@ def chart_grid(data: kpi.BillingData, filters: kpi.BillingFilters, names: Names)
         ),
     ]
     monthly = charts.monthly_totals_chart(kpi.monthly_totals(data, filters).frame)
-    selections = [_chart(monthly, "monthly")]
-    for index in range(0, len(figures), 2):
-        for column, (name, build) in zip(st.columns(2), figures[index : index + 2], strict=True):
-            with column:
-                selections.append(_chart(build(), name))
-    st.caption(
-        f"A/R as of {filters.end:%d %b %Y}, aged from the first-billed date (else the service "
-        "date). Click a bar, or drag a box, to list its line items below."
-    )
-    return selections
-
-
-# ----------------------------------------------------------------------------- detail
-
-
-def detail_frame(
-    loaded: LoadedBilling, filters: kpi.BillingFilters, *, open_start: bool = False
-) -> pd.DataFrame:
-    """Line items under the filters with the columns of ``EXPORT_COLUMNS``.
-
-    Serviced in the range, or (``open_start``) any time up to its end, as the A/R charts
-    count them. ``ar_bucket`` is set for rows with an open (debit) balance, aged like
-    ``ehr.analytics.billing.ar_aging``; money stays in integer cents.
-    """
-    columns = [
-        "id", "visit", "service_date", "doctor_id", "office_id", "payer", "code", "quantity",
-        "billed", "paid_total", "balance_ins", "balance_pt", "claim_status", "denied",
-        "first_billed_date",
-    ]  # fmt: skip
-    rows = scoped(loaded.data.line_items, filters, "service_date", columns, open_start=open_start)
-    visit = np.asarray(rows["visit"], dtype=np.intp)
-    linked = visit >= 0
-    visit_ids = np.full(len(rows), None, dtype=object)
-    visit_ids[linked] = loaded.visit_ids[visit[linked]]
-    insurer, patient = rows["balance_ins"], rows["balance_pt"]
-    known = (insurer.notna() & patient.notna()).to_numpy()
-    owing = known & ((insurer.fillna(0) > 0) | (patient.fillna(0) > 0)).to_numpy()
-    since = rows["first_billed_date"].fillna(rows["service_date"])
-    age = (pd.Timestamp(filters.end) - since).dt.days.to_numpy()
-    codes = np.searchsorted(_BUCKET_EDGES, age, side="left")
-    bucket = np.array(charts.AGING_BUCKETS, dtype=object)[np.minimum(codes, len(_BUCKET_EDGES))]
-    frame = pd.DataFrame(
-        {
-            "line_item_id": rows["id"].to_numpy(),
-            "visit_id": visit_ids,
-            "service_date": rows["service_date"].to_numpy(),
-            "provider_id": rows["doctor_id"].array,
-            "office_id": rows["office_id"].array,
-            "payer": rows["payer"].astype(str).to_numpy(),
-            "cpt_code": rows["code"].astype("object").to_numpy(),
-            "units": rows["quantity"].to_numpy(),
-            "billed": rows["billed"].array,
-            "paid": rows["paid_total"].array,
-            "insurer_balance": insurer.array,
-            "patient_balance": patient.array,
-            "claim_status": rows["claim_status"].astype("object").to_numpy(),
-            "denied": rows["denied"].to_numpy(),
-            "ar_bucket": np.where(owing, bucket, None),
-        }
-    )
-    return frame.sort_values(
-        ["service_date", "line_item_id"], ascending=[False, True], ignore_index=True
-    )
-
-
-_FIELD_COLUMNS: Final[Mapping[str, str]] = {
-    charts.PAYER: "payer",
-    charts.BUCKET: "ar_bucket",
-    charts.CODE: "cpt_code",
-    charts.DOCTOR: "provider_id",
-    charts.STATUS: "claim_status",
-}
-
-
-def _point_mask(detail: pd.DataFrame, point: Mapping[str, str]) -> pd.Series:
-    mask = pd.Series(True, index=detail.index)
-    for field, value in point.items():
-        if field == charts.MONTH:
-            mask &= detail["service_date"].dt.strftime("%Y-%m") == value
-        elif field == charts.RESPONSIBILITY and value in {"insurer", "patient"}:
-            column = "insurer_balance" if value == "insurer" else "patient_balance"
-            mask &= (detail[column].fillna(0) > 0).astype(bool)
-        elif field in _FIELD_COLUMNS:
-            mask &= detail[_FIELD_COLUMNS[field]].astype(str) == value
-        else:  # a field this table cannot match selects nothing, never everything
-            mask &= False
-    return mask
-
-
-def apply_selection(detail: pd.DataFrame, selection: Selection) -> pd.DataFrame:
-    """The rows matching any selected point (all rows when nothing is selected)."""
-    if not selection:
-        return detail
-    mask = pd.Series(False, index=detail.index)
-    for point in selection.points:
-        mask |= _point_mask(detail, point)
-    return detail[mask]
-
-
-def _needs_open_start(selections: Sequence[Selection]) -> bool:
-    aging_fields = {charts.BUCKET, charts.RESPONSIBILITY}
-    return any(aging_fields & s.fields() for s in selections)
-
-
-def _display(detail: pd.DataFrame, names: Names) -> pd.DataFrame:
-    shown = detail.head(DETAIL_ROWS_SHOWN)
-    dollars = {c: shown[c].astype("Float64") / _CENTS for c in billing_export.MONEY_COLUMNS}
-    return pd.DataFrame(
-        {
-            "Line item": shown["line_item_id"],
-            "Visit": shown["visit_id"],
-            "Service date": shown["service_date"].dt.date,
-            "Provider": [names.doctor(int(d)) if pd.notna(d) else "" for d in shown["provider_id"]],
-            "Office": [names.office(int(o)) if pd.notna(o) else "" for o in shown["office_id"]],
-            "Payer": shown["payer"],
-            "CPT": shown["cpt_code"],
-            "Units": shown["units"],
-            "Billed": dollars["billed"],
-            "Paid": dollars["paid"],
-            "Insurer balance": dollars["insurer_balance"],
-            "Patient balance": dollars["patient_balance"],
-            "Claim status": [status_label(s) for s in shown["claim_status"]],
-            "Denied": shown["denied"],
-            "A/R age (days)": shown["ar_bucket"],
-        }
-    )
-
-
-_MONEY_FORMAT: Final = st.column_config.NumberColumn(format="dollar")
-
-
-def detail_section(
-    gw: Gateway,
-    loaded: LoadedBilling,
-    filters: kpi.BillingFilters,
-    selections: Sequence[Selection],
-    names: Names,
-) -> None:
-    """The filtered (and chart-selected) line items, and their export with a purpose."""
-    st.subheader("Line items")
-    detail = detail_frame(loaded, filters, open_start=_needs_open_start(selections))
-    chosen = [s for s in selections if s]
-    for selection in chosen:
-        detail = apply_selection(detail, selection)
-    if chosen:
-        labels = {charts.DOCTOR: {str(k): v for k, v in names.doctors.items()}}
-        labels[charts.STATUS] = dict(CLAIM_STATUS_LABELS)
-        described = " — and — ".join(s.describe(labels) for s in chosen)
-        left, right = st.columns([5, 1])
-        left.caption(f"Selected on the charts: {described}.")
-        right.button("Clear selection", key="billing.clear_selection", on_click=_clear_selections)
-    if detail.empty:
-        st.info("No line items match these filters and selections.")
-        return
-    more = (
-        f" (the {DETAIL_ROWS_SHOWN:,} most recent shown)" if len(detail) > DETAIL_ROWS_SHOWN else ""
-    )
-    st.caption(f"{len(detail):,} line items{more}. Ids, dates, codes and amounts only.")
-    money_columns = ("Billed", "Paid", "Insurer balance", "Patient balance")
-    st.dataframe(
-        _display(detail, names),
-        hide_index=True,
-        column_config={c: _MONEY_FORMAT for c in money_columns},
-        key="billing.detail",
-    )
-    _export(gw, detail, filters)
-
-
-def _export(gw: Gateway, detail: pd.DataFrame, filters: kpi.BillingFilters) -> None:
-    with st.expander("Export these line items (CSV)", icon=":material/download:"):
-        st.caption(
-            "An export is a disclosure and is recorded in the audit log with its purpose "
-            "category and row count. The sentence is not stored (it may name a patient); only "
-            "its length and a keyed fingerprint are."
-        )
-        with st.form("billing.export"):
-            category = st.selectbox(
-                "Purpose",
-                list(BILLING_PURPOSE_CATEGORIES),
-                index=None,
-                placeholder="Choose a purpose",
-                format_func=lambda c: BILLING_PURPOSE_CATEGORIES[BillingPurposeCategory(c)],
-                key="billing.export.category",
-            )
-            statement = st.text_area(
-                "Describe why this export is needed",
-                max_chars=billing_export.MAX_PURPOSE_CHARS,
-                key="billing.export.statement",
-            )
-            prepare = st.form_submit_button("Prepare CSV export", icon=":material/download:")
-        if not prepare:
-            return
-        chosen = BillingPurposeCategory(category) if category is not None else None
-        purpose = BillingExportPurpose(chosen, statement)
-        problems = purpose.problems()
-        if problems:
-            for message in problems.values():
-                st.error(message)
-            return
-        with st.spinner("Preparing the export…"):
-            export = billing_export.export_billing_detail(
-                gw, detail.loc[:, list(EXPORT_COLUMNS)], filters, purpose
-            )
-        st.download_button(
-            f"Download {export.rows:,} rows (CSV)",
-            export.text,
-            file_name=export.file_name,
-            mime="text/csv",
-            on_click="ignore",
-            type="primary",
-            icon=":material/file_download:",
-            key="billing.export.download",
-        )
+    return [("monthly", monthly), *((name, build()) for name, build in figures)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from ehr.services.accounts import SignedInSession
 from ehr.services.billing_export import BILLING_PURPOSE_CATEGORIES
 from ehr.services.gateway import Gateway
 from storage import audit_report
+from storage import mirror as stored
 from tests.pages.conftest import PASSWORD, ROLES, caller_of, connect_demo_ehr, sign_in
 from ui import billing_view, wiring
 from ui.session import TEST_TOKEN_KEY
@@ -166,6 +167,44 @@ def test_kept_data_is_reused_until_the_mirror_changes_and_every_view_is_audited(
     assert seen.count("billing_mirror") == 1, "the joined data is built once per mirror version"
     assert seen.count("schedule_mirror") == 1
     assert seen.count("billing_mirror_version") == 2, "each view is audited"
+
+
+def _charge_line_today(amount: int) -> None:
+    """Store one more line item, serviced today, as a sync would (a copy under a new id)."""
+    engine, cipher = wiring.app_engine(), wiring.cipher()
+    line = dict(next(r for r in stored.load_rows(engine, cipher, "line_item") if r.get("billed")))
+    today = practice_today().isoformat()
+    line.update(id=type(line["id"])(987_654_321), service_date=today, posted_date=today)
+    line.update(billed=amount, price=amount)
+    state = stored.load_state(engine, cipher, "line_item")
+    stored.commit_page(engine, cipher, state, rows=[line], now=datetime.now(UTC))
+
+
+def _monthly_chart(at: AppTest) -> str:
+    return str(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_kept_views_are_per_session_and_rebuilt_when_a_sync_changes_the_mirror(unsynced):
+    result = mirror.run_sync_step(reader_of(unsynced), max_requests=SYNC_REQUESTS)
+    assert result.stopped == "done", result
+    first = open_billing(unsynced["billing"])
+    charges, chart = tiles(first)["Charges"], _monthly_chart(first)
+    loads = [r.resource_type for r in rows(user="billing")].count("billing_mirror")
+
+    # A second browser session builds its own (audited) copy rather than reading the first's.
+    admin_loads = [r.resource_type for r in rows(user="admin")].count("billing_mirror")
+    second = open_billing(unsynced["admin"])
+    assert [r.resource_type for r in rows(user="admin")].count("billing_mirror") == admin_loads + 1
+    assert tiles(second)["Charges"] == charges
+
+    _charge_line_today(1_234_567)
+    expected = kpi.charges(kpi_data(unsynced), expected_filters(practice_today()))
+    for at in (first, second):
+        at.run()
+        assert not at.exception, at.exception
+        assert tiles(at)["Charges"] == billing_view.money(expected.cents, whole=True) != charges
+        assert _monthly_chart(at) != chart, "the kept figures were rebuilt"
+    assert [r.resource_type for r in rows(user="billing")].count("billing_mirror") == loads + 1
 
 
 # --- filters and empty states ---------------------------------------------------------------

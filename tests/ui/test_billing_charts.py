@@ -17,8 +17,10 @@ import plotly.graph_objects as go
 import pytest
 
 from ehr.analytics import billing as b
+from ehr.services.billing_export import EXPORT_COLUMNS
 from tests.ehr.analytics.test_billing import RANGE, data  # noqa: F401  (fixture)
 from ui import billing_charts as charts
+from ui import billing_detail as detail_view
 from ui import billing_view as view
 from ui.billing_charts import Selection
 
@@ -205,8 +207,8 @@ def test_attribute_style_events_are_read_too():
 
 
 def test_detail_frame_lists_the_line_items_with_ids_and_cents_only(loaded):
-    detail = view.detail_frame(loaded, RANGE)
-    assert list(detail.columns) == list(view.EXPORT_COLUMNS)
+    detail = detail_view.detail_frame(loaded, RANGE)
+    assert list(detail.columns) == list(EXPORT_COLUMNS)
     assert list(detail["line_item_id"]) == [4, 3, 5, 1, 2]  # newest service date first
     by_id = detail.set_index("line_item_id")
     assert by_id.loc[1, "visit_id"] == "A1"
@@ -216,7 +218,7 @@ def test_detail_frame_lists_the_line_items_with_ids_and_cents_only(loaded):
 
 
 def test_detail_buckets_add_up_to_the_aging_kpi(loaded, data):  # noqa: F811
-    detail = view.detail_frame(loaded, RANGE, open_start=True)
+    detail = detail_view.detail_frame(loaded, RANGE, open_start=True)
     owed = detail["insurer_balance"].fillna(0).clip(lower=0) + detail["patient_balance"].fillna(
         0
     ).clip(lower=0)
@@ -228,10 +230,10 @@ def test_detail_buckets_add_up_to_the_aging_kpi(loaded, data):  # noqa: F811
 
 
 def test_selecting_points_filters_the_detail(loaded):
-    detail = view.detail_frame(loaded, RANGE, open_start=True)
+    detail = detail_view.detail_frame(loaded, RANGE, open_start=True)
 
     def ids(*points: dict[str, str]) -> set[int]:
-        return set(view.apply_selection(detail, Selection(points))["line_item_id"])
+        return set(detail_view.apply_selection(detail, Selection(points))["line_item_id"])
 
     assert ids() == {1, 2, 3, 4, 5}  # nothing selected: everything
     assert ids({"month": "2026-01"}) == {1, 2}
