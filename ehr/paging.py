@@ -50,7 +50,8 @@ def origin_of(url: str) -> Origin | None:
 
 def _id_key(record: dict[str, Any]) -> Hashable | None:
     value = record.get("id")
-    if value is None or isinstance(value, Hashable):
+    # Exact int/str first: ids nearly always are, and the ABC check below is slow per record.
+    if value is None or type(value) is int or type(value) is str or isinstance(value, Hashable):
         return value
     return repr(value)  # an unhashable id is upstream garbage, but must not crash dedup
 

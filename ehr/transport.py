@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -104,7 +105,11 @@ WriteMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _LOOPBACK_NAMES = frozenset({"localhost"})
-# JSON string literals (escapes included); removed before counting brackets for nesting depth.
+# Bytes that are neither a quote nor a bracket, deleted to get a JSON text's skeleton.
+_NOT_SKELETON = bytes(range(256)).translate(None, b'"[]{}')
+# A string literal of the skeleton (escapes already removed) and an innermost bracket pair.
+_STRING_LITERAL = re.compile(rb'"[^"]*"')
+_BRACKET_PAIR = re.compile(rb"\[\]|\{\}")
 
 
 def utcnow() -> datetime:
@@ -192,23 +197,28 @@ def _check_base_url(base_url: str) -> tuple[str, Origin]:
     return f"{parts.scheme.lower()}://{parts.netloc}{parts.path.rstrip('/')}", origin
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    """True when parsed JSON nests objects/arrays more than ``limit`` deep.
+def _too_deep(body: bytes, limit: int) -> bool:
+    """True when the JSON text ``body`` nests objects/arrays more than ``limit`` deep.
 
-    Checked on the parsed value (C ``json.loads`` already refuses pathological nesting with
-    ``RecursionError``): an iterative walk over containers only, which costs less than
-    re-scanning the text for brackets outside strings.
+    Only valid for a body ``json.loads`` has accepted. Works on the bracket skeleton, with
+    C-speed bytes operations, because walking the parsed value cost half as much again as
+    parsing it (issue 7): escaped backslashes and quotes are dropped (left to right, as JSON
+    reads escapes), then everything but quotes and brackets, then string literals (in valid
+    UTF-8 JSON no other byte can look like a quote or bracket). What is left is the nesting
+    of the value; each pass of ``_BRACKET_PAIR`` strips exactly one level.
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    return False
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Adjacent quotes close one string and open the next (or are an empty string): dropping
+    # them merges neighbouring strings, which leaves which brackets are inside one unchanged.
+    skeleton = body.translate(None, _NOT_SKELETON).replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = _STRING_LITERAL.sub(b"", skeleton)
+    for _level in range(limit):
+        skeleton = _BRACKET_PAIR.sub(b"", skeleton)
+        if not skeleton:
+            return False
+    return bool(skeleton)
 
 
 def _media_type(headers: Mapping[str, str]) -> str:
@@ -234,7 +244,7 @@ def _parse_json(reply: _Reply) -> Any:
         ) from None
     except ValueError:
         raise UpstreamDataError(details={"problem": "malformed JSON"}) from None
-    if isinstance(value, dict | list) and _too_deep(value, MAX_JSON_DEPTH):
+    if isinstance(value, dict | list) and _too_deep(body, MAX_JSON_DEPTH):
         raise UpstreamDataError(details={"problem": "nesting too deep", "limit": MAX_JSON_DEPTH})
     return value
 

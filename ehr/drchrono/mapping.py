@@ -20,12 +20,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
-from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
-from ehr.drchrono import quirks
-from ehr.errors import UpstreamDataError
+from ehr.drchrono.fields import Record, bad
 from ehr.models import (
     Appointment,
     AppointmentBillingStatus,
@@ -45,7 +43,6 @@ from ehr.models import (
     PatientChanges,
     PatientDraft,
     PatientStatus,
-    QualityIssue,
     StatusTransition,
 )
 from ehr.models_billing import Insurance, LineItem, PatientPayment, Transaction
@@ -63,12 +60,7 @@ from ehr.models_clinical import (
     ProblemDraft,
     Vital,
 )
-from ehr.timeutil import classify_wall_time, format_practice, parse_date, parse_practice_datetime
-
-E = TypeVar("E", bound=Enum)
-
-# Largest id DrChrono could send (a signed 64-bit integer); more digits are not an id.
-MAX_ID_DIGITS = 18
+from ehr.timeutil import format_practice
 
 APPOINTMENT_STATUSES: dict[str, AppointmentStatus] = {
     "": AppointmentStatus.BOOKED,
@@ -182,159 +174,9 @@ def form_field_names(fields: Mapping[str, str]) -> dict[str, str]:
     return {upstream: model for model, upstream in fields.items()}
 
 
-def _bad(where: str, problem: str) -> UpstreamDataError:
-    return UpstreamDataError(details={"field": where, "problem": problem})
-
-
-class _Record:
-    """Typed reads of one DrChrono JSON object, naming ``resource.field`` in every error."""
-
-    __slots__ = ("_name", "_obj", "_quality", "_tz")
-
-    def __init__(self, obj: object, name: str, tz: tzinfo, quality: DataQuality) -> None:
-        if not isinstance(obj, Mapping):
-            raise _bad(name, "expected an object")
-        self._obj: Mapping[str, Any] = obj
-        self._name = name
-        self._tz = tz
-        self._quality = quality
-
-    def where(self, key: str) -> str:
-        return f"{self._name}.{key}"
-
-    def has_list(self, key: str) -> bool:
-        return isinstance(self._obj.get(key), list)
-
-    def nested(self, key: str) -> _Record | None:
-        value = self._obj.get(key)
-        return None if value is None else _Record(value, self.where(key), self._tz, self._quality)
-
-    def nested_list(self, key: str) -> list[_Record]:
-        value = self._obj.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise _bad(self.where(key), "expected a list")
-        return [_Record(v, self.where(key), self._tz, self._quality) for v in value]
-
-    def opt_int(self, key: str) -> int | None:
-        value = self._obj.get(key)
-        if value is None or value == "":
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        digits = isinstance(value, str) and value.isascii() and value.isdigit()
-        if digits and len(value) <= MAX_ID_DIGITS:
-            return int(value)
-        raise _bad(self.where(key), "expected an integer")
-
-    def id(self, key: str = "id") -> int:
-        value = self.opt_int(key)
-        if value is None:
-            raise _bad(self.where(key), "missing")
-        return value
-
-    def ids(self, key: str) -> tuple[int, ...]:
-        value = self._obj.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise _bad(self.where(key), "expected a list")
-        return tuple(_Record({key: v}, self._name, self._tz, self._quality).id(key) for v in value)
-
-    def appointment_id(self, key: str) -> str | None:
-        value = self._obj.get(key)
-        if value is None or value == "":
-            return None
-        try:
-            return quirks.appointment_id(value)
-        except ValueError:
-            raise _bad(self.where(key), "expected an appointment id") from None
-
-    def text(self, key: str) -> str | None:
-        value = self._obj.get(key)
-        if value is None or value == "":
-            return None
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise _bad(self.where(key), "expected text")
-
-    def texts(self, key: str) -> tuple[str, ...]:
-        value = self._obj.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
-            raise _bad(self.where(key), "expected a list of text")
-        return tuple(str(v) for v in value if v != "")
-
-    def opt_flag(self, key: str) -> bool | None:
-        value = self._obj.get(key)
-        if value is None or value == "" or isinstance(value, bool):
-            return None if value == "" else value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise _bad(self.where(key), "expected true or false")
-
-    def flag(self, key: str) -> bool:
-        return self.opt_flag(key) or False
-
-    def timestamp(self, key: str) -> datetime | None:
-        value = self._obj.get(key)
-        if value is None or value == "":
-            return None
-        parsed = parse_practice_datetime(value if isinstance(value, str) else None, self._tz)
-        if parsed is None:
-            self._quality.note(QualityIssue.BAD_TIMESTAMP, self.where(key))
-        elif isinstance(value, str) and _in_dst_gap(value, self._tz):
-            self._quality.note(QualityIssue.SHIFTED_LOCAL_TIME, self.where(key))
-        return parsed
-
-    def day(self, key: str) -> date | None:
-        value = self._obj.get(key)
-        if value is None or value == "":
-            return None
-        parsed = parse_date(value if isinstance(value, str) else None)
-        if parsed is None:
-            self._quality.note(QualityIssue.BAD_DATE, self.where(key))
-        return parsed
-
-    def money(self, key: str, issue: QualityIssue = QualityIssue.BAD_MONEY) -> Decimal | None:
-        try:
-            return quirks.parse_money(self._obj.get(key))
-        except ValueError:
-            self._quality.note(issue, self.where(key))
-            return None
-
-    def number(self, key: str) -> Decimal | None:
-        return self.money(key, QualityIssue.BAD_NUMBER)
-
-    def choice(self, key: str, known: Mapping[str, E], blank: E | None = None) -> E | Other | None:
-        value = self._obj.get(key)
-        if value is None:
-            return blank
-        if not isinstance(value, str):
-            raise _bad(self.where(key), "expected text")
-        if value in known:
-            return known[value]
-        if value.strip() == "":
-            return blank
-        self._quality.note_unknown(self.where(key), value)
-        return Other(value)
-
-
-def _in_dst_gap(text: str, tz: tzinfo) -> bool:
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return False
-    return parsed.utcoffset() is None and classify_wall_time(parsed, tz) == "gap"
-
-
 def patient_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Patient:
     """A ``Patient`` from a DrChrono patient object (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "patient", tz, quality)
+    r = Record(obj, "patient", tz, quality)
     return Patient(
         id=r.id(),
         chart_id=r.text("chart_id"),
@@ -365,7 +207,7 @@ def patient_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Pati
     )
 
 
-def _transition(r: _Record) -> StatusTransition:
+def _transition(r: Record) -> StatusTransition:
     return StatusTransition(
         from_status=r.choice("from_status", APPOINTMENT_STATUSES, AppointmentStatus.BOOKED),
         to_status=r.choice("to_status", APPOINTMENT_STATUSES, AppointmentStatus.BOOKED),
@@ -378,10 +220,10 @@ def appointment_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> 
 
     A blank status is ``BOOKED``; a custom status is ``Other(raw)`` and counted.
     """
-    r = _Record(obj, "appointment", tz, quality)
+    r = Record(obj, "appointment", tz, quality)
     appointment_id = r.appointment_id("id")
     if appointment_id is None:
-        raise _bad(r.where("id"), "missing")
+        raise bad(r.where("id"), "missing")
     status = r.choice("status", APPOINTMENT_STATUSES, AppointmentStatus.BOOKED)
     return Appointment(
         id=appointment_id,
@@ -417,7 +259,7 @@ def vitals_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> tuple
     DrChrono exposes vitals only on appointments (``verbose=true``). Blank readings, and zero
     for anything but pain, are skipped; ``taken_at`` is the appointment's scheduled time.
     """
-    r = _Record(obj, "appointment", tz, quality)
+    r = Record(obj, "appointment", tz, quality)
     patient_id = r.opt_int("patient")
     vitals = r.nested("vitals")
     if patient_id is None or vitals is None:
@@ -436,7 +278,7 @@ def vitals_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> tuple
 
 def doctor_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Doctor:
     """A ``Doctor`` from a DrChrono doctor object (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "doctor", tz, quality)
+    r = Record(obj, "doctor", tz, quality)
     return Doctor(
         id=r.id(),
         first_name=r.text("first_name"),
@@ -456,7 +298,7 @@ def office_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Offic
     DrChrono's schema types ``exam_rooms`` as a string; real responses send a list of
     ``{index, name, online_scheduling}``, which is what is read.
     """
-    r = _Record(obj, "office", tz, quality)
+    r = Record(obj, "office", tz, quality)
     rooms = tuple(
         ExamRoom(room.id("index"), room.text("name"), room.flag("online_scheduling"))
         for room in r.nested_list("exam_rooms")
@@ -479,7 +321,7 @@ def appointment_profile_from_drchrono(
     obj: object, tz: tzinfo, quality: DataQuality
 ) -> AppointmentProfile:
     """An ``AppointmentProfile`` (visit type) from DrChrono (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "appointment_profile", tz, quality)
+    r = Record(obj, "appointment_profile", tz, quality)
     return AppointmentProfile(
         id=r.id(),
         name=r.text("name"),
@@ -494,7 +336,7 @@ def appointment_profile_from_drchrono(
 
 def user_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> EHRUser:
     """The connected ``EHRUser`` from ``/api/users/current`` (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "user", tz, quality)
+    r = Record(obj, "user", tz, quality)
     return EHRUser(
         id=r.id(),
         username=r.text("username"),
@@ -509,7 +351,7 @@ def user_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> EHRUser
 
 def problem_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Problem:
     """A ``Problem`` from a DrChrono problem object (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "problem", tz, quality)
+    r = Record(obj, "problem", tz, quality)
     return Problem(
         id=r.id(),
         patient_id=r.id("patient"),
@@ -529,7 +371,7 @@ def problem_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Prob
 
 def medication_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Medication:
     """A ``Medication`` from a DrChrono medication object (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "medication", tz, quality)
+    r = Record(obj, "medication", tz, quality)
     return Medication(
         id=r.id(),
         patient_id=r.id("patient"),
@@ -553,7 +395,7 @@ def medication_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> M
 
 def allergy_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Allergy:
     """An ``Allergy`` from a DrChrono allergy object (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "allergy", tz, quality)
+    r = Record(obj, "allergy", tz, quality)
     return Allergy(
         id=r.id(),
         patient_id=r.id("patient"),
@@ -577,7 +419,7 @@ def lab_result_from_drchrono(
     That resource carries no patient; pass ``patient_id`` when the caller knows it from the
     lab order. Raises ``UpstreamDataError``.
     """
-    r = _Record(obj, "lab_result", tz, quality)
+    r = Record(obj, "lab_result", tz, quality)
     return LabResult(
         id=r.id(),
         patient_id=patient_id,
@@ -597,7 +439,7 @@ def lab_result_from_drchrono(
 
 def patient_lab_result_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> LabResult:
     """A ``LabResult`` from ``/api/patient_lab_results`` (a result entered on the chart)."""
-    r = _Record(obj, "patient_lab_result", tz, quality)
+    r = Record(obj, "patient_lab_result", tz, quality)
     flag = r.text("lab_abnormal_flag")
     flag = None if flag == "null" else flag
     return LabResult(
@@ -620,7 +462,7 @@ def patient_lab_result_from_drchrono(obj: object, tz: tzinfo, quality: DataQuali
 
 def clinical_note_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> ClinicalNote:
     """A ``ClinicalNote`` with its sections (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "clinical_note", tz, quality)
+    r = Record(obj, "clinical_note", tz, quality)
     sections = tuple(
         ClinicalNoteSection(
             name=s.text("name"),
@@ -648,7 +490,7 @@ def clinical_note_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -
 
 def line_item_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> LineItem:
     """A ``LineItem`` with all money as ``Decimal`` (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "line_item", tz, quality)
+    r = Record(obj, "line_item", tz, quality)
     return LineItem(
         id=r.id(),
         appointment_id=r.appointment_id("appointment"),
@@ -685,7 +527,7 @@ def line_item_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Li
 
 def transaction_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Transaction:
     """An insurance ``Transaction`` (payment/adjustment) (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "transaction", tz, quality)
+    r = Record(obj, "transaction", tz, quality)
     insurance = r.nested("insurance")
     return Transaction(
         id=r.id(),
@@ -710,7 +552,7 @@ def transaction_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> 
 
 def patient_payment_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> PatientPayment:
     """A ``PatientPayment`` (cash payment or refund) (raises ``UpstreamDataError``)."""
-    r = _Record(obj, "patient_payment", tz, quality)
+    r = Record(obj, "patient_payment", tz, quality)
     return PatientPayment(
         id=r.id(),
         patient_id=r.opt_int("patient"),
@@ -729,10 +571,10 @@ def patient_payment_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality)
 
 def insurance_from_drchrono(obj: object, tz: tzinfo, quality: DataQuality) -> Insurance:
     """An ``Insurance`` payer-directory entry (raises ``UpstreamDataError`` without a payer id)."""
-    r = _Record(obj, "insurance", tz, quality)
+    r = Record(obj, "insurance", tz, quality)
     payer_id = r.text("payer_id")
     if payer_id is None:
-        raise _bad(r.where("payer_id"), "missing")
+        raise bad(r.where("payer_id"), "missing")
     return Insurance(payer_id=payer_id, payer_name=r.text("payer_name"), state=r.text("state"))
 
 
