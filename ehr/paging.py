@@ -11,6 +11,7 @@ stops with ``truncated=True`` rather than a silent partial list). Records repeat
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
+from itertools import repeat
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -28,6 +29,8 @@ MAX_PAGE_SIZE = 250
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Origin = tuple[str, str, int]
+_PLAIN_RECORD = frozenset({dict})
+_PLAIN_ID = frozenset({int, str})
 
 
 def origin_of(url: str) -> Origin | None:
@@ -50,10 +53,21 @@ def origin_of(url: str) -> Origin | None:
 
 def _id_key(record: dict[str, Any]) -> Hashable | None:
     value = record.get("id")
-    # Exact int/str first: ids nearly always are, and the ABC check below is slow per record.
-    if value is None or type(value) is int or type(value) is str or isinstance(value, Hashable):
+    if value is None or isinstance(value, Hashable):
         return value
     return repr(value)  # an unhashable id is upstream garbage, but must not crash dedup
+
+
+def _fresh_page(records: list[Any], seen_ids: set[Hashable]) -> bool:
+    """True when every record is a plain dict whose id is an int or str, all distinct and none
+    in ``seen_ids`` (which then gains them): the page needs no per-record checks."""
+    if set(map(type, records)) - _PLAIN_RECORD:
+        return False
+    ids = list(map(dict.get, records, repeat("id")))
+    if set(map(type, ids)) - _PLAIN_ID or len(set(ids)) != len(ids) or not seen_ids.isdisjoint(ids):
+        return False
+    seen_ids.update(ids)
+    return True
 
 
 class RecordStream(Iterator[dict[str, Any]]):
@@ -105,18 +119,13 @@ class RecordStream(Iterator[dict[str, Any]]):
         while True:
             envelope = self._fetch_page(url)
             self.pages += 1
-            for record in self._list_key(envelope):
-                if not isinstance(record, dict):
-                    raise UpstreamDataError(
-                        details={"field": "results", "problem": "expected objects"}
-                    )
-                key = _id_key(record)
-                if key is not None:
-                    if key in seen_ids:
-                        self.duplicates_dropped += 1
-                        continue
-                    seen_ids.add(key)
-                yield record
+            records = self._list_key(envelope)
+            if _fresh_page(records, seen_ids):
+                # The common case, checked per page in C: plain objects, distinct int/str ids
+                # none seen before; per-record Python work was a tenth of the bare fetch time.
+                yield from records
+            else:
+                yield from self._deduplicated(records, seen_ids)
             next_url = self._next_link(envelope, url)
             if next_url is None:
                 return
@@ -127,6 +136,20 @@ class RecordStream(Iterator[dict[str, Any]]):
                 raise PaginationLoopError(details={"pages": self.pages})
             seen_urls.add(next_url)
             url = next_url
+
+    def _deduplicated(
+        self, records: list[Any], seen_ids: set[Hashable]
+    ) -> Iterator[dict[str, Any]]:
+        for record in records:
+            if not isinstance(record, dict):
+                raise UpstreamDataError(details={"field": "results", "problem": "expected objects"})
+            key = _id_key(record)
+            if key is not None:
+                if key in seen_ids:
+                    self.duplicates_dropped += 1
+                    continue
+                seen_ids.add(key)
+            yield record
 
     def _next_link(self, envelope: Any, current_url: str) -> str | None:
         raw = envelope.get("next") if isinstance(envelope, dict) else None
