@@ -96,13 +96,15 @@ class EHRBackend(Protocol):
         name: str | None = None,
         date_of_birth: date | None = None,
         chart_id: str | None = None,
+        updated_since: date | None = None,
         cursor: str | None = None,
         page_size: int | None = None,
     ) -> Page[Patient]:
         """One page of patients matching all given criteria; pass ``next_cursor`` to go on.
 
-        ``name`` matches first or last name. With no criteria it lists patients in upstream
-        order. ``page_size`` is capped by the backend.
+        ``name`` matches first or last name; ``updated_since`` keeps patients created or
+        changed on or after that date (a directory refresh). With no criteria it lists
+        patients in upstream order. ``page_size`` is capped by the backend.
         """
         ...
 

@@ -189,6 +189,7 @@ class DrChronoBackend:
         name: str | None = None,
         date_of_birth: date | None = None,
         chart_id: str | None = None,
+        updated_since: date | None = None,
         cursor: str | None = None,
         page_size: int | None = None,
     ) -> Page[Patient]:
@@ -206,7 +207,7 @@ class DrChronoBackend:
         size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         queries = [
             {**query, "page_size": size}
-            for query in ep.name_search_queries(name, date_of_birth, chart_id)
+            for query in ep.name_search_queries(name, date_of_birth, chart_id, updated_since)
         ]
         return self._pager.chained_page(
             m.patient_from_drchrono,

@@ -116,15 +116,20 @@ def list_url(base_url: str, path: str, params: Mapping[str, Any]) -> str:
 
 
 def name_search_queries(
-    name: str | None, date_of_birth: date | None, chart_id: str | None
+    name: str | None,
+    date_of_birth: date | None,
+    chart_id: str | None,
+    updated_since: date | None = None,
 ) -> list[dict[str, str]]:
     """The patient list queries of one search, in order (one query without a name).
 
     DrChrono filters ``first_name`` and ``last_name`` separately and has no "either" filter
     (drchrono.md §3.1), so a name is searched as first name, then as last name; the other
-    criteria go into both.
+    criteria go into both. ``updated_since`` is DrChrono's ``since`` (a date for patients).
     """
     common: dict[str, str] = {}
+    if updated_since is not None:
+        common["since"] = updated_since.isoformat()
     if date_of_birth is not None:
         common["date_of_birth"] = date_of_birth.isoformat()
     if chart_id is not None and chart_id.strip():
