@@ -42,8 +42,16 @@ with guarded(tz=tz, is_admin=admin):
     with st.spinner("Loading doctors, offices and patients…"):
         ref = view.load_practice(gw)
     if can_write:
-        with st.expander("Book an appointment", icon=":material/event_available:"):
-            forms.booking_panel(gw, ref, tz, selected_day(query, now.date()), now)
+        # Built only while open: its patient list holds every patient of the practice.
+        booking = st.expander(
+            "Book an appointment",
+            icon=":material/event_available:",
+            key=forms.BOOKING_PANEL_KEY,
+            on_change="rerun",
+        )
+        with booking:
+            if booking.open:
+                forms.booking_panel(gw, ref, tz, selected_day(query, now.date()), now)
     chosen = filters(ref, query, now.date())
     if chosen is None:
         st.stop()

@@ -33,6 +33,7 @@ from ui.appointments_view import (
 )
 
 __all__ = [
+    "BOOKING_PANEL_KEY",
     "MAX_DURATION_MIN",
     "MAX_REASON_CHARS",
     "MIN_DURATION_MIN",
@@ -214,6 +215,10 @@ def _patient_option(ref: Practice, patient_id: int) -> str:
     born = f" · born {patient.date_of_birth:%d %b %Y}" if patient.date_of_birth else ""
     chart = f" · chart {patient.chart_id}" if patient.chart_id else ""
     return f"{patient_name(patient)}{born}{chart}"
+
+
+# The session-state key of the "Book an appointment" expander (True while it is open).
+BOOKING_PANEL_KEY: Final = "appointments.booking_open"
 
 
 def booking_panel(gw: Gateway, ref: Practice, tz: tzinfo, day: date, now: datetime) -> None:

@@ -181,11 +181,25 @@ def _card_actions(
     with st.container(horizontal=True, gap="small"):
         if step is not None:
             _status_button(gw, appointment, ref, tz, step, primary=True)
-        with st.popover("More", icon=":material/more_horiz:"):
-            for status in actions:
-                if status is not step:
-                    _status_button(gw, appointment, ref, tz, status, primary=False)
-            more(appointment)
+        # Filled only while open: a day of cards each building its reschedule form cost
+        # seconds per rerun at a large practice (benchmarks/page_script_time.py).
+        menu = st.popover(
+            "More",
+            icon=":material/more_horiz:",
+            key=more_key(appointment),
+            on_change="rerun",
+        )
+        with menu:
+            if menu.open:
+                for status in actions:
+                    if status is not step:
+                        _status_button(gw, appointment, ref, tz, status, primary=False)
+                more(appointment)
+
+
+def more_key(appointment: Appointment) -> str:
+    """The session-state key of a card's "More" popover (True while it is open)."""
+    return f"appointments.more.{appointment.id}"
 
 
 def _status_button(

@@ -23,8 +23,8 @@ from ehr.services.gateway import Caller
 from storage import audit_report
 from ui import wiring
 from ui.appointments_filters import parse_query
-from ui.appointments_forms import BookingForm, validate_booking
-from ui.appointments_grid import status_actions
+from ui.appointments_forms import BOOKING_PANEL_KEY, BookingForm, validate_booking
+from ui.appointments_grid import more_key, status_actions
 from ui.appointments_view import escape_md, patient_name
 from ui.session import TEST_TOKEN_KEY
 
@@ -180,6 +180,10 @@ def test_a_reschedule_is_refused_when_the_visit_changed_meanwhile_then_works(con
     assert visit.scheduled_time is not None
     key = f"appointments.move.{visit.id}"
     at = open_page(connected["front_desk"], day=day_of(visit).isoformat())
+    assert not [b for b in at.button if b.key == f"{key}.submit"], "built only when opened"
+    at.session_state[more_key(visit)] = True  # open the card's "More" menu
+    at.run()
+    assert at.button(key=f"{key}.submit"), "the reschedule form is in the open menu"
     admin = wiring.new_gateway(caller_of(connected["admin"]))
     appointments.set_appointment_status(admin, visit.id, AppointmentStatus.NOT_CONFIRMED)
     patches = wiring.demo_sandbox().request_log.count(method="PATCH", path_prefix="/api/")
@@ -206,6 +210,8 @@ def test_a_reschedule_is_refused_when_the_visit_changed_meanwhile_then_works(con
 
 def fill_booking(at: AppTest, visit: Appointment, *, time_of_day=None) -> None:
     """Fill the booking form for ``visit``'s doctor, office and room on its day."""
+    at.session_state[BOOKING_PANEL_KEY] = True  # open "Book an appointment"
+    at.run()
     at.selectbox(key="appointments.book.patient_id").set_value(visit.patient_id).run()
     at.selectbox(key="appointments.book.doctor_id").set_value(visit.doctor_id).run()
     at.selectbox(key="appointments.book.office_id").set_value(visit.office_id).run()
