@@ -14,7 +14,9 @@ browser session has) against the demo clinic with its analytics mirror already s
 The events are spread over an 8-hour day on a simulated clock that the session caches read,
 so a cached answer expires between events as it would between real clicks minutes apart.
 Calls are counted from the sandbox's request log. The target (issue 7) is at most half of
-DrChrono's hourly budget, 250 calls, for the whole day's interactive work. The background
+DrChrono's 500 calls/hour; a limit per hour is met or missed hour by hour, so the target is on
+the day's busiest hour. The whole day's calls are reported beside it against the same 250,
+the stricter reading (the whole day's work inside half of one hour's budget). The background
 mirror refresh spends from a separate share of the budget; one refresh after the day's writes
 is reported beside it, for scale.
 """
@@ -60,8 +62,8 @@ CALLS_PER_HOUR: Final = 500
 TARGET_CALLS: Final = CALLS_PER_HOUR // 2
 BOOKING_MINUTES: Final = 20
 BOOKING_FIRST_HOUR: Final = 8
-# What the pages use, restated here because the UI modules holding them are being reorganised:
-# the Billing page's default range (ui.billing_view), the patient page's appointment window
+# What the pages use, restated so the script does not import page modules: the Billing page's
+# default range (ui.billing_view), the patient page's appointment window
 # (ui.patient_detail_view) and the day grid's next step of a visit (the status buttons).
 BILLING_RANGE_DAYS: Final = 365
 PATIENT_HISTORY_DAYS: Final = 365
@@ -295,21 +297,33 @@ def _working_day(app: DemoApp) -> date:
     raise DemoAppError("no day in the coming weeks has enough visits for the script")
 
 
-def _play(app: DemoApp, events: list[Event], today: date) -> tuple[dict[str, int], Counter[str]]:
-    """Calls per kind of work, and per endpoint (method and path, ids folded)."""
+@dataclass(frozen=True)
+class _Played:
+    """What the day cost: calls per kind of work, per hour of the day and per endpoint."""
+
+    calls: dict[str, int]
+    per_hour: list[int]
+    endpoints: Counter[str]
+
+
+def _play(app: DemoApp, events: list[Event], today: date) -> _Played:
+    """Play the events evenly over the day; endpoints are method and path, ids folded."""
     clock = DayClock()
     day = _Day(app, clock, today)
     gap = DAY_HOURS * 3600.0 / len(events)
     calls = dict.fromkeys((e.kind for e in events), 0)
+    per_hour = [0] * DAY_HOURS
     started = app.requests_made()
-    for event in events:
-        clock.seconds += gap
+    for number, event in enumerate(events):
+        clock.seconds = number * gap  # the first event at the opening, the last before closing
         before = app.requests_made()
         event.act(day)
-        calls[event.kind] += app.requests_made() - before
+        made_now = app.requests_made() - before
+        calls[event.kind] += made_now
+        per_hour[int(clock.seconds // 3600)] += made_now
     made = app.sandbox.request_log.entries()[started:]
     endpoints = Counter(f"{e.method} {_ID_IN_PATH.sub('/{id}', e.path)}" for e in made)
-    return calls, endpoints
+    return _Played(calls, per_hour, endpoints)
 
 
 def _background_refresh(app: DemoApp) -> StepResult:
@@ -333,41 +347,43 @@ def run(ctx: RunContext) -> list[Record]:
         names, chart_ids = _subjects(app)
         events = script(names, chart_ids)
         ctx.progress(f"clinic_day: playing {len(events)} events")
-        calls, endpoints = _play(app, events, _working_day(app))
+        played = _play(app, events, _working_day(app))
         refresh = _background_refresh(app)
-    total = sum(calls.values())
+    total = sum(played.calls.values())
     note = (
-        f"{patients_count} patients, mirror synced first; {len(events)} events over "
+        f"{patients_count} patients, mirror synced first; {len(events)} events evenly over "
         f"{DAY_HOURS} simulated hours (session caches expire between them); rate limits "
         "and the client's pacing lifted (demo_app), calls counted by the sandbox"
     )
     records = [
         rec(
-            "clinic_day.calls",
-            [total],
-            "calls",
+            "clinic_day.busiest_hour",
+            [max(played.per_hour)],
+            "calls/h",
             target=TARGET_CALLS,
             note=note,
         ),
         exact_record(
-            "clinic_day.share_of_hourly_limit",
-            100.0 * total / CALLS_PER_HOUR,
+            "clinic_day.busiest_hour_share",
+            100.0 * max(played.per_hour) / CALLS_PER_HOUR,
             "%",
             note=f"of DrChrono's {CALLS_PER_HOUR} calls/hour; the target is 50%",
         ),
+        rec(
+            "clinic_day.whole_day",
+            [total],
+            "calls",
+            target=TARGET_CALLS,
+            note="every call of the day's work; the stricter reading of the target "
+            "(the whole day inside half of one hour's budget)",
+        ),
     ]
-    records.append(
-        exact_record(
-            "clinic_day.calls_per_hour",
-            total / DAY_HOURS,
-            "calls/h",
-            note=f"the day's calls spread evenly over its {DAY_HOURS} hours",
-        )
-    )
-    records += [exact_record(f"clinic_day.calls.{kind}", n, "calls") for kind, n in calls.items()]
+    records += [
+        exact_record(f"clinic_day.calls.{kind}", n, "calls") for kind, n in played.calls.items()
+    ]
     records += [
         exact_record(f"clinic_day.endpoint {name}", n, "calls")
-        for name, n in endpoints.most_common(ENDPOINTS_SHOWN)
+        for name, n in played.endpoints.most_common(ENDPOINTS_SHOWN)
     ]
     records.append(
         exact_record(
