@@ -340,9 +340,7 @@ def test_a_record_changed_upstream_is_refused_with_a_reload_message(clinic, char
 def test_a_status_the_ehr_cannot_record_is_refused_clearly(clinic, charted, reader):
     # The demo clinic is generated relative to today, so pick a charted patient with a medication.
     patient, medication = next(
-        (p, meds[0])
-        for p in charted
-        if (meds := clinical.list_medications(reader, p.id).items)
+        (p, meds[0]) for p in charted if (meds := clinical.list_medications(reader, p.id).items)
     )
     at = open_clinical(clinic["clinician"], patient=patient.id)
     # The control offers only supported statuses; another backend or a stale form could ask.
